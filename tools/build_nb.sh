@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 V=.venv/bin
 name=$1; shift || true
 $V/jupytext --quiet --to ipynb --set-kernel python3 -o nbs/$name.ipynb .nbsrc/$name.py
+$V/nbdev-export   # first, so that tests which start a subprocess import the new module
 if [ "${1:-}" != "--no-exec" ]; then
   (cd nbs && ../$V/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $name.ipynb)
 fi
