@@ -12,6 +12,11 @@ $V/nbdev-export   # first, so that tests which start a subprocess import the new
 if [ "${1:-}" != "--no-exec" ]; then
   (cd nbs && ../$V/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $name.ipynb)
 fi
+$V/python - nbs/$name.ipynb <<'PY'   # ipywidgets' saved state (audio bytes and all) is not worth storing
+import json, sys
+p = sys.argv[1]; nb = json.load(open(p))
+if nb.get("metadata", {}).pop("widgets", None) is not None: json.dump(nb, open(p, "w"), indent=1, ensure_ascii=False)
+PY
 $V/nbdev-clean --fname nbs/$name.ipynb
 $V/nbdev-export
 if [ "$name" = index ]; then $V/python tools/make_readme.py; fi
