@@ -33,17 +33,17 @@ class Caption:
 
     def to_dict(self) -> dict: return asdict(self)
 
-def _audio_files(items) -> tuple[list[Path], list[str]]:
-    "(audio files, notes) from files and folders (searched recursively for audio extensions, sorted)."
+def _audio_files(items) -> tuple[list[Path], list[tuple[str, str]]]:
+    "(audio files, [(item, why it gave none)]) from files and folders (searched recursively for audio extensions, sorted)."
     files, notes = [], []
     for it in ([items] if isinstance(items, (str, Path)) else items):
         p = Path(it)
         if p.is_dir():
             found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower().lstrip('.') in AUDIO_EXTS)
-            if not found: notes.append(f"{p}: no audio files ({', '.join(AUDIO_EXTS)}) in this folder")
+            if not found: notes.append((str(p), f"no audio files ({', '.join(AUDIO_EXTS)}) in this folder"))
             files += found
         elif p.exists(): files.append(p)
-        else: notes.append(f"{p}: not found")
+        else: notes.append((str(p), "not found"))
     return files, notes
 
 # %% ../nbs/13_caption.ipynb #513d6b36
@@ -114,7 +114,7 @@ class AudioCaptioner:
             return
         if any(isinstance(i, np.ndarray) for i in items): raise AudiocapError("give either audio files/folders or arrays, not both")
         files, notes = _audio_files(items)
-        skipped += [(n.split(":")[0], n.split(": ", 1)[1]) for n in notes]
+        skipped += notes
         for p in files:
             try: x = load_audio(p, 16_000, seconds=None if window else self.clip_seconds, resampler=self.resampler)
             except AudiocapError as e:

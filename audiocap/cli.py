@@ -95,6 +95,13 @@ def cmd_similarity(args):
     if labels is not None: print(labels)
 
 # %% ../nbs/99_cli.ipynb #d0d1aaec
+def _add_training_options(s, epochs: str = "at most this many epochs"):
+    "The options every training command shares."
+    s.add_argument("--config", default=None, help="configuration JSON (default: the paper's)")
+    s.add_argument("--max-epochs", type=_positive_int, default=None, help=epochs)
+    s.add_argument("--time-budget", type=float, default=None, help="at most this many seconds")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+
 def _cfg(args) -> AudiocapConfig:
     return load_config(args.config) if getattr(args, "config", None) else AudiocapConfig(seed=getattr(args, "seed", 0))
 
@@ -265,11 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("labels", help="similarity labels of the training captions (`audiocap similarity`)")
     s.add_argument("--out", required=True, help="run folder")
     s.add_argument("--val-labels", default=None, help="cross-similarity labels of the validation clips (best-model selection)")
-    s.add_argument("--config", default=None, help="configuration JSON (default: the paper's)")
-    s.add_argument("--max-epochs", type=_positive_int, default=None, help="at most this many epochs (default 200)")
-    s.add_argument("--time-budget", type=float, default=None, help="at most this many seconds")
     s.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_training_options(s, "at most this many epochs (default 200)")
     s.set_defaults(func=cmd_train_retrieval)
 
     s = sub.add_parser("retrieve", help="the K guidance captions of audio files", description=cmd_retrieve.__doc__)
@@ -287,10 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("captions", help="training captions CSV")
     s.add_argument("--out", required=True, help="model folder")
     s.add_argument("--tokenizer", default=None, help="folder with GPT-2's vocab.json + merges.txt (default: a BPE trained on the captions)")
-    s.add_argument("--config", default=None, help="configuration JSON (its `lm` section)")
-    s.add_argument("--max-epochs", type=_positive_int, default=None, help="at most this many epochs")
-    s.add_argument("--time-budget", type=float, default=None, help="at most this many seconds")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_training_options(s)
     s.set_defaults(func=cmd_pretrain_lm)
 
     s = sub.add_parser("train-decoder", help="train the GPT-2 fusion decoder (Sec. 3.3)", description=cmd_train_decoder.__doc__)
@@ -300,11 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run folder")
     s.add_argument("--val-cross", default=None, help="cross-similarity labels of the validation clips (their top-5 captions guide validation)")
     s.add_argument("--val-captions", default=None, help="validation captions CSV (the targets)")
-    s.add_argument("--config", default=None, help="configuration JSON (default: the paper's)")
-    s.add_argument("--max-epochs", type=_positive_int, default=None, help="at most this many epochs (default 200)")
-    s.add_argument("--time-budget", type=float, default=None, help="at most this many seconds")
+    _add_training_options(s, "at most this many epochs (default 200)")
     s.add_argument("--lr-scale", type=float, default=1.0, help="multiply the cosine schedule (1e-4 -> 1e-6) by this (default 1)")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_train_decoder)
 
     s = sub.add_parser("synth", help="write the synthetic dataset", description=cmd_synth.__doc__)

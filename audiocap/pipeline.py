@@ -108,9 +108,6 @@ def orderings(rows: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 # %% ../nbs/12_pipeline.ipynb #417a3453
-def _say(progress: bool):
-    return print if progress else (lambda *a, **k: None)
-
 def _splits(ds, store) -> dict:
     "split -> the clips of `ds` that have features in `store`."
     out = {}

@@ -533,6 +533,16 @@ class _CaptionLists:
     _own_excluded = True                                                  # a clip's own captions are left out of its results
     _nouns = ("similar captions per caption", "captions", "pairs")        # the plot's words: per row, rows, pairs
 
+    def _open(self, path, head: str, fmt: str, missing: str, stale: str) -> None:
+        "Read a labels folder: its JSON head (`head`, format `fmt`), captions.csv and arrays; `missing`/`stale` say how to make it again."
+        self.path = Path(path)
+        meta = self.path/head
+        if not meta.is_file(): raise AudiocapError(f"{self.path} holds no finished {missing}")
+        self.meta = json.loads(meta.read_text())
+        if self.meta.get("format") != fmt: raise AudiocapError(f"{meta} has format {self.meta.get('format')}, this audiocap reads {fmt}; {stale}")
+        df = pd.read_csv(self.path/"captions.csv", dtype=str, keep_default_na=False)
+        self._attach(df["caption"], df["clip_id"], {n: np.load(self.path/f"{n}.npy", mmap_mode="r") for n in _ARRAYS}, str(self.path))
+
     def _attach(self, captions, clip_ids, arrays: dict, where: str) -> None:
         self.captions, self.clip_ids, self._where = list(captions), list(clip_ids), where
         self._ptr, self._ids, self._f1 = arrays["similar_ptr"], arrays["similar_ids"], arrays["similar_f1"]
@@ -626,13 +636,8 @@ class _CaptionLists:
 class SimilarityLabels(_CaptionLists):
     "The similar sets and top-k lists written by `compute_similarity`."
     def __init__(self, path):
-        self.path = Path(path)
-        meta = self.path/"similarity.json"
-        if not meta.is_file(): raise AudiocapError(f"{self.path} holds no finished similarity labels (no similarity.json); run `audiocap similarity CAPTIONS --out {self.path}`")
-        self.meta = json.loads(meta.read_text())
-        if self.meta.get("format") != _FORMAT: raise AudiocapError(f"{meta} has format {self.meta.get('format')}, this audiocap reads {_FORMAT}; recompute the labels")
-        df = pd.read_csv(self.path/"captions.csv", dtype=str, keep_default_na=False)
-        self._attach(df["caption"], df["clip_id"], {n: np.load(self.path/f"{n}.npy", mmap_mode="r") for n in _ARRAYS}, str(self.path))
+        self._open(path, "similarity.json", _FORMAT, f"similarity labels (no similarity.json); run `audiocap similarity CAPTIONS --out {path}`",
+                   "recompute the labels")
 
     def __repr__(self) -> str:
         m = self.meta
@@ -812,13 +817,8 @@ class CrossLabels(_CaptionLists):
     _nouns = ("similar training captions per query caption", "query captions", "query-training pairs")
 
     def __init__(self, path):
-        self.path = Path(path)
-        meta = self.path/"cross.json"
-        if not meta.is_file(): raise AudiocapError(f"{self.path} holds no finished cross similarity (no cross.json); run cross_similarity(QUERIES, LABELS, out={str(self.path)!r})")
-        self.meta = json.loads(meta.read_text())
-        if self.meta.get("format") != _CROSS_FORMAT: raise AudiocapError(f"{meta} has format {self.meta.get('format')}, this audiocap reads {_CROSS_FORMAT}; run cross_similarity again")
-        df = pd.read_csv(self.path/"captions.csv", dtype=str, keep_default_na=False)
-        self._attach(df["caption"], df["clip_id"], {n: np.load(self.path/f"{n}.npy", mmap_mode="r") for n in _ARRAYS}, str(self.path))
+        self._open(path, "cross.json", _CROSS_FORMAT, f"cross similarity (no cross.json); run cross_similarity(QUERIES, LABELS, out={str(path)!r})",
+                   "run cross_similarity again")
         self._ref, self._hist_mem = None, None
 
     @classmethod
