@@ -87,6 +87,10 @@ class DecoderConfig:
     guidance_join: str = " "         # ours: the K guidance captions are joined with a space, each ending with its own period
     guidance_fill: str = "repeat"    # ours: fewer than K similar captions are repeated; none: the K nearest by BERTScore (never its own). "nearest" fills up with the next nearest
     max_caption_tokens: int = 40     # ours: decoding stops after this many tokens; AudioCaps captions average about 10 words
+    guidance_encoding: str = "joint" # eq. 9: the K captions as one text in one GPT-2 pass; "separate" (ours): each caption alone, once
+    feature_dtype: str = "float32"   # ours: dtype of the cached frozen-GPT-2 features of captions ("float16" halves their memory)
+    no_repeat_ngram: int = 0         # ours: 0 = the paper's plain beam search; n > 0 forbids any token n-gram twice in a caption
+    validation_guidance: str = "retrieval"  # ours: guidance of the validation clips that picks the kept epoch: "retrieval" (as "Ours" gets) or "bertscore" (top-K, as "Ours (GT)")
 
 @dataclass
 class LMConfig:

@@ -1,101 +1,116 @@
 #!/usr/bin/env python
-"""Train the caption decoder (audiocap.decoder) on a synthetic demo set and check that its captions follow the audio.
+"""Train a variant of the fusion decoder on a finished demo run and score it on the test clips, beside the run's
+retrieval rows: how a decoder setting (guidance encoding, epochs, learning rate, n-gram blocking) moves Table 1.
 
-    .venv/bin/python tools/run_decoder_synth.py --demo /tmp/demo_full --lm /tmp/lm_demo_run --out /tmp/dec_synth
+    .venv/bin/python tools/run_decoder_synth.py audiocap_demo separate --set guidance_encoding=separate
+    .venv/bin/python tools/run_decoder_synth.py audiocap_demo joint --set guidance_encoding=joint
 
---demo is what `audiocap demo --out DIR` writes (data/, features/, similarity/); --lm a folder from `pretrain_lm` or
-`tiny` for a random 2-layer GPT-2. Validation guidance: each val clip's top-5 training captions in BERTScore. After
-training it prints greedy captions of a few val clips (own audio, and another clip's audio with the same guidance)
-and the validation loss with matched audio/guidance versus audio or guidance taken from another clip.
+RUN is what `audiocap demo --out RUN` (or `audiocap reproduce`) wrote; its data, features, similarity labels, LM,
+retrieval guidance (predictions/guidance.json) and config are used as they are, and the variant's decoder is trained
+into RUN/variants/NAME with the run's seed. `--set KEY=VALUE` overrides a `DecoderConfig` field (JSON values);
+--epochs and --lr-scale default to the run's settings. Prints the training time, the rows Ours, Ours (GT) and the two
+diagnostics (another clip's guidance, no audio) with the run's 1NN-VGGish, Triplet-Retrieval and Top1-BERTScore,
+the number of looping captions (a word 3-gram three times) and the paper's orderings, and the scores of Ours on the
+validation clips (retrieval guidance: the figure to choose a variant by); writes RUN/variants/NAME/rows.json.
 """
 from __future__ import annotations
-import argparse, json, time
+import argparse, dataclasses, json, shutil, sys, time, warnings
 from pathlib import Path
 
 import numpy as np
-import torch
+
+METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "CIDEr", "ROUGE-L")
 
 
-@torch.no_grad()
-def greedy(model, lm, audio: torch.Tensor, guides: list[list[str]], join: str, max_len: int = 40) -> list[str]:
-    "Greedy captions with the cached step protocol: audio (B, T, 128), K guidance captions per clip."
-    from audiocap.lm import guidance_text
-    g, gm = lm.encode([guidance_text(x, join) for x in guides])
-    state = model.start(audio.to(g.device), None, g, gm.bool())
-    tok = torch.full((len(guides), 1), lm.eos_id, device=g.device)
-    out, done = [], torch.zeros(len(guides), dtype=torch.bool, device=g.device)
-    for _ in range(max_len):
-        logp, state = model.step(state, tok)
-        tok = logp.argmax(-1, keepdim=True)
-        out.append(tok); done |= tok[:, 0] == lm.eos_id
-        if done.all(): break
-    return lm.decode(torch.cat(out, 1))
+def loops(caption: str) -> bool:
+    "True when some word 3-gram occurs three times or more in `caption`."
+    w = caption.lower().split()
+    grams = [tuple(w[i:i + 3]) for i in range(len(w) - 2)]
+    return any(grams.count(g) >= 3 for g in set(grams))
 
 
-@torch.no_grad()
-def val_loss(model, lm, audio: dict, pairs, guidance: dict, join: str, bs: int = 256) -> float:
-    "Token-mean smoothed CE over (clip, caption) pairs with the given audio and guidance mappings."
-    from audiocap.decoder import CaptionExamples, collate, smoothed_ce
-    ds = CaptionExamples(audio, pairs, join=join, guidance=guidance)
-    tot, n = 0.0, 0
-    for s in range(0, len(ds), bs):
-        b = collate([ds[i] for i in range(s, min(len(ds), s + bs))], lm)
-        k = int((b[-1] != -100).sum())
-        tot += smoothed_ce(model(*[t.to(lm.device) for t in b[:-1]]), b[-1].to(lm.device), model.cfg.label_smoothing).item() * k; n += k
-    return tot / n
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--demo", default="/tmp/demo_full"); ap.add_argument("--lm", default="tiny"); ap.add_argument("--out", required=True)
-    ap.add_argument("--epochs", type=int, default=None); ap.add_argument("--time-budget", type=float, default=None)
-    ap.add_argument("--lr-scale", type=float, default=1.0); ap.add_argument("--batch-size", type=int, default=512)
-    ap.add_argument("--n-show", type=int, default=6); ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cross", default=None, help="folder for the val-vs-train BERTScores (default: OUT_cross_val; reused when there)")
-    a = ap.parse_args()
-    from audiocap.config import DecoderConfig
-    from audiocap.decoder import topk_guidance, train_decoder, _load_audio, _captions_of
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path, help="a finished demo/reproduce run folder")
+    ap.add_argument("name", help="name of the variant (folder under RUN/variants)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="DecoderConfig override (repeatable)")
+    ap.add_argument("--epochs", type=int, default=None, help="decoder epochs (default: the run's)")
+    ap.add_argument("--lr-scale", type=float, default=None, help="learning-rate scale (default: the run's)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    import torch
+    if args.threads: torch.set_num_threads(args.threads)
+    from audiocap.config import load_config
+    from audiocap.data import load_dataset
+    from audiocap.decoder import Guidance, train_decoder
     from audiocap.features import FeatureStore
-    from audiocap.lm import load_lm, tiny_lm
-    from audiocap.similarity import SimilarityLabels, cross_similarity
-    demo = Path(a.demo)
-    labels, feats = SimilarityLabels(demo/"similarity"), FeatureStore(demo/"features")
+    from audiocap.generate import generate
+    from audiocap.lm import load_lm
+    from audiocap.metrics import Meteor, evaluate
+    from audiocap.pipeline import DIAGNOSTICS, orderings
+    from audiocap.retrieval import Retriever
+    from audiocap.similarity import CrossLabels, SimilarityLabels
+
+    run = args.run
+    cfg = load_config(run/"config.json")
+    settings = json.loads((run/"settings.json").read_text())
+    def value(v: str):
+        try: return json.loads(v)                                      # numbers, true/false, lists
+        except json.JSONDecodeError: return v                          # plain words: strings
+    over = {k: value(v) for k, v in (s.split("=", 1) for s in args.set)}
+    dcfg = dataclasses.replace(cfg.decoder, **over)
+    epochs = args.epochs or settings.get("decoder_epochs") or dcfg.epochs
+    lr_scale = args.lr_scale or settings.get("decoder_lr_scale", 1.0)
+    store, labels = FeatureStore(run/"features"), SimilarityLabels(run/"similarity")
+    lm = load_lm(run/"lm") if (run/"lm").is_dir() else load_lm(settings["lm"])
+    ds = load_dataset(run/"data")
+    refs = {s: {c.clip_id: list(c.captions) for c in ds.by_split(s).clips} for s in ("val", "test")}
+    out = run/"variants"/args.name
+    if out.exists(): shutil.rmtree(out)
+    val_ids = list(refs["val"])                                        # validation guided as the pipeline does (validation_guidance)
+    found = Retriever.from_run(run/"retrieval", features=store, labels=labels).retrieve(val_ids, dcfg.k)
+    val_guidance = (Guidance({q: found.guidance(i) for i, q in enumerate(val_ids)}, "retrieval")
+                    if dcfg.validation_guidance == "retrieval" else CrossLabels(run/"cross_val"))
     t0 = time.perf_counter()
-    cross_dir = Path(a.cross) if a.cross else Path(a.out).with_name(Path(a.out).name + "_cross_val")   # kept: a second run reads it back
-    cross = cross_similarity(demo/"data"/"val.csv", labels, cross_dir, progress=False)
-    print(f"val guidance (BERTScore top-5) in {time.perf_counter() - t0:.0f} s: {cross}")
-    lm = tiny_lm(labels.captions, vocab_size=1000) if a.lm == "tiny" else load_lm(a.lm)
-    print(lm.describe())
-    cfg = DecoderConfig(batch_size=a.batch_size)
-    run = train_decoder(feats, labels, a.out, lm=lm, cfg=cfg, val_guidance=cross, max_epochs=a.epochs,
-                        time_budget=a.time_budget, lr_scale=a.lr_scale, seed=a.seed, progress=False)
-    print(run); print(run.history.round(4).to_string(index=False))
-    model = run.model.eval()
-    guid = topk_guidance(cross, cfg.k)
-    caps = _captions_of(cross)
-    clips = list(caps)
-    audio = _load_audio(feats, clips)
-    pairs = [(c, x) for c in clips for x in caps[c]]
-    roll = lambda d: {c: d[clips[(i + 1) % len(clips)]] for i, c in enumerate(clips)}   # each clip gets the next clip's
-    losses = {"matched": val_loss(model, lm, audio, pairs, guid, cfg.guidance_join),
-              "audio of another clip": val_loss(model, lm, roll(audio), pairs, guid, cfg.guidance_join),
-              "guidance of another clip": val_loss(model, lm, audio, pairs, roll(guid), cfg.guidance_join)}
-    print("validation loss:", {k: round(v, 4) for k, v in losses.items()})
-    show = clips[:a.n_show]
-    x = torch.from_numpy(np.stack([audio[c] for c in show]))
-    other = torch.from_numpy(np.stack([roll(audio)[c] for c in show]))
-    own_caps = greedy(model, lm, x, [guid[c] for c in show], cfg.guidance_join)
-    swap_caps = greedy(model, lm, other, [guid[c] for c in show], cfg.guidance_join)
-    examples = []
-    for c, o, s in zip(show, own_caps, swap_caps):
-        examples.append(dict(clip=c, reference=caps[c][0], guidance_1=guid[c][0], greedy=o, greedy_other_audio=s,
-                             other_audio_reference=caps[clips[(clips.index(c) + 1) % len(clips)]][0]))
-        print(f"\n{c}\n  reference:      {caps[c][0]}\n  guidance #1:    {guid[c][0]}\n  greedy:         {o}\n"
-              f"  other audio:    {s}\n  (that audio's reference: {examples[-1]['other_audio_reference']})")
-    res = dict(run=str(run.path), lm=lm.info.get("name"), seconds_per_epoch=run.info["training"]["seconds_per_epoch"],
-               epochs_run=run.info["training"]["epochs_run"], val_loss=losses, examples=examples)
-    (Path(a.out)/"synth_eval.json").write_text(json.dumps(res, indent=1))
+    dec = train_decoder(store, labels, out, lm=lm, cfg=dcfg, val_guidance=val_guidance, val_captions=refs["val"],
+                        max_epochs=epochs, seed=cfg.seed, lr_scale=lr_scale, progress=False)
+    t_train = time.perf_counter() - t0
+    guidance = json.loads((run/"predictions"/"guidance.json").read_text())
+    ids = list(guidance["Ours"])
+    audio = store.as_array(ids)
+    ring = np.random.default_rng(cfg.seed).permutation(len(ids))
+    other = {ids[ring[i]]: guidance["Ours"][ids[ring[(i + 1) % len(ring)]]] for i in range(len(ring))}
+    t0 = time.perf_counter()
+    preds = {}
+    for name, g, a in (("Ours", guidance["Ours"], audio), ("Ours (GT)", guidance["Ours (GT)"], audio),
+                       (DIAGNOSTICS[0], other, audio), (DIAGNOSTICS[1], guidance["Ours"], np.zeros_like(audio))):
+        caps = generate(dec.model, lm, a, None, [g[q] for q in ids], cfg=dcfg, features=dec.features, progress=False)
+        preds[name] = dict(zip(ids, caps))
+    t_caption = time.perf_counter() - t0
+    table = json.loads((run/"table1.json").read_text())["rows"]
+    val_caps = generate(dec.model, lm, store.as_array(val_ids), None, [found.guidance(i) for i in range(len(val_ids))], cfg=dcfg,
+                        features=dec.features, progress=False)
+    with Meteor() as meteor:
+        rows = {k: evaluate(p, refs["test"], meteor=meteor) for k, p in preds.items()}
+        val_row = evaluate(dict(zip(val_ids, val_caps)), refs["val"], meteor=meteor)
+    print(f"validation, Ours: " + ", ".join(f"{m} {val_row[m]:.1f}" for m in METRICS))
+    rows |= {k: table[k] for k in ("1NN-VGGish", "Triplet-Retrieval", "Top1-BERTScore")}
+    h = dec.history
+    print(f"{args.name}: {json.dumps(over)}, {epochs} epochs, lr scale {lr_scale}: training {t_train:.0f} s "
+          f"({dec.info['training']['seconds_per_epoch']} s/epoch), best epoch {dec.info['training']['best_epoch']}, "
+          f"valid loss {h.valid_loss.min():.4f}; captions of {len(preds)} x {len(ids)} clips {t_caption:.0f} s")
+    print("| method | " + " | ".join(METRICS) + " | looping |\n|---|" + "---:|" * (len(METRICS) + 1))
+    for k, r in rows.items():
+        print(f"| {k} | " + " | ".join(f"{r[m]:.1f}" for m in METRICS) + f" | {sum(map(loops, preds[k].values())) if k in preds else '-'} |")
+    o, t, g, b = rows["Ours"], rows["Triplet-Retrieval"], rows["Ours (GT)"], rows["Top1-BERTScore"]
+    print(f"Ours > Triplet on {sum(o[m] > t[m] for m in METRICS)}/7, CIDEr ratio {o['CIDEr'] / t['CIDEr']:.2f}; "
+          f"Ours (GT) / Top1 CIDEr {g['CIDEr'] / b['CIDEr']:.2f}; Ours (GT) > Ours on {sum(g[m] > o[m] for m in METRICS)}/7")
+    print(orderings(rows).to_string(index=False))
+    (out/"rows.json").write_text(json.dumps(dict(rows=rows, validation_ours=val_row, predictions=preds, train_seconds=t_train,
+                                                 caption_seconds=t_caption), indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
