@@ -19,15 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "CIDEr", "ROUGE-L")
-
-
-def loops(caption: str) -> bool:
-    "True when some word 3-gram occurs three times or more in `caption`."
-    w = caption.lower().split()
-    grams = [tuple(w[i:i + 3]) for i in range(len(w) - 2)]
-    return any(grams.count(g) >= 3 for g in set(grams))
-
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -47,8 +38,8 @@ def main(argv=None):
     from audiocap.features import FeatureStore
     from audiocap.generate import generate
     from audiocap.lm import load_lm
-    from audiocap.metrics import Meteor, evaluate
-    from audiocap.pipeline import DIAGNOSTICS, orderings
+    from audiocap.metrics import CORE_METRICS as METRICS, Meteor, evaluate
+    from audiocap.pipeline import DIAGNOSTICS, demo_checks, loops, orderings, other_clips_guidance
     from audiocap.retrieval import Retriever
     from audiocap.similarity import CrossLabels, SimilarityLabels
 
@@ -79,8 +70,7 @@ def main(argv=None):
     guidance = json.loads((run/"predictions"/"guidance.json").read_text())
     ids = list(guidance["Ours"])
     audio = store.as_array(ids)
-    ring = np.random.default_rng(cfg.seed).permutation(len(ids))
-    other = {ids[ring[i]]: guidance["Ours"][ids[ring[(i + 1) % len(ring)]]] for i in range(len(ring))}
+    other = other_clips_guidance(guidance["Ours"], ids, cfg.seed)
     t0 = time.perf_counter()
     preds = {}
     for name, g, a in (("Ours", guidance["Ours"], audio), ("Ours (GT)", guidance["Ours (GT)"], audio),
@@ -103,9 +93,8 @@ def main(argv=None):
     print("| method | " + " | ".join(METRICS) + " | looping |\n|---|" + "---:|" * (len(METRICS) + 1))
     for k, r in rows.items():
         print(f"| {k} | " + " | ".join(f"{r[m]:.1f}" for m in METRICS) + f" | {sum(map(loops, preds[k].values())) if k in preds else '-'} |")
-    o, t, g, b = rows["Ours"], rows["Triplet-Retrieval"], rows["Ours (GT)"], rows["Top1-BERTScore"]
-    print(f"Ours > Triplet on {sum(o[m] > t[m] for m in METRICS)}/7, CIDEr ratio {o['CIDEr'] / t['CIDEr']:.2f}; "
-          f"Ours (GT) / Top1 CIDEr {g['CIDEr'] / b['CIDEr']:.2f}; Ours (GT) > Ours on {sum(g[m] > o[m] for m in METRICS)}/7")
+    looping = sum(loops(c) for k in ("Ours", "Ours (GT)") for c in preds[k].values())
+    print(", ".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in demo_checks(rows, looping).items()))
     print(orderings(rows).to_string(index=False))
     (out/"rows.json").write_text(json.dumps(dict(rows=rows, validation_ours=val_row, predictions=preds, train_seconds=t_train,
                                                  caption_seconds=t_caption), indent=1))
