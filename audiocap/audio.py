@@ -1,4 +1,4 @@
-"""One loader for WAV, FLAC, OGG and MP3 that returns a float32 mono signal at the rate VGGish wants, cut or padded to the fixed length of Sec. 3.2, in memory bounded by its output, with a clear error for every kind of bad file.
+"""One loader for WAV, FLAC, OGG and MP3 that returns a float32 mono signal at the rate VGGish wants, cut or padded to the fixed length of Sec. 3.2, in memory bounded by its output, with a clear error for every kind of bad file; and VGGish's log-mel spectrogram, the package's only one.
 
 Docs: https://audiocap.github.io/audiocap/audio.html.md"""
 
@@ -15,8 +15,9 @@ import soundfile as sf
 from .config import AudiocapError, AudioConfig
 
 # %% auto #0
-__all__ = ['RESAMPLERS', 'NONFINITE', 'AudioError', 'AudioWarning', 'AudioInfo', 'audio_info', 'fix_length', 'resample',
-           'load_audio', 'iter_audio', 'load_clip']
+__all__ = ['RESAMPLERS', 'NONFINITE', 'SAMPLE_RATE', 'WINDOW_SAMPLES', 'HOP_SAMPLES', 'FFT_LENGTH', 'NUM_MEL_BINS', 'MEL_MIN_HZ',
+           'MEL_MAX_HZ', 'LOG_OFFSET', 'AudioError', 'AudioWarning', 'AudioInfo', 'audio_info', 'fix_length',
+           'resample', 'load_audio', 'iter_audio', 'load_clip', 'hz_to_mel', 'mel_matrix', 'hann_window', 'log_mel']
 
 # %% ../nbs/01_audio.ipynb #0732dde9
 class AudioError(AudiocapError):
@@ -258,3 +259,43 @@ def load_clip(path, cfg: AudioConfig | None = None) -> np.ndarray:
     "The fixed-length clip of Sec. 3.2: `load_audio` at `cfg.sample_rate` (16 kHz), `cfg.clip_seconds` (10 s) and `cfg.resampler`."
     cfg = cfg or AudioConfig()
     return load_audio(path, cfg.sample_rate, seconds=cfg.clip_seconds, resampler=cfg.resampler)
+
+# %% ../nbs/01_audio.ipynb #fa02a211
+SAMPLE_RATE = 16_000      # Hz, VGGish's input rate
+WINDOW_SAMPLES = 400      # 25-ms STFT window
+HOP_SAMPLES = 160         # 10-ms STFT hop
+FFT_LENGTH = 512          # next power of two above the window
+NUM_MEL_BINS = 64         # mel bands
+MEL_MIN_HZ = 125.0        # lower edge of the lowest band
+MEL_MAX_HZ = 7500.0       # upper edge of the highest band
+LOG_OFFSET = 0.01         # log(mel + 0.01) keeps silence finite
+
+# %% ../nbs/01_audio.ipynb #e7ff717f
+def hz_to_mel(hz) -> np.ndarray:
+    "HTK mel of a frequency in Hz: 1127 ln(1 + f/700)."
+    return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
+
+def mel_matrix(n_fft: int = FFT_LENGTH, sr: int = SAMPLE_RATE, n_mels: int = NUM_MEL_BINS,
+               lo_hz: float = MEL_MIN_HZ, hi_hz: float = MEL_MAX_HZ) -> np.ndarray:
+    "(n_fft//2 + 1, n_mels) float64 triangular weights, VGGish's way: HTK mel of each rfft bin's frequency, edges even in mel, DC bin 0."
+    bins = hz_to_mel(np.linspace(0.0, sr / 2, n_fft // 2 + 1))[:, None]   # (257, 1) each bin in mel
+    edges = np.linspace(hz_to_mel(lo_hz), hz_to_mel(hi_hz), n_mels + 2)     # (66,) lower, centre, upper of each band
+    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
+    rising = (bins - lower) / (centre - lower)                               # 0 at the lower edge, 1 at the centre
+    falling = (upper - bins) / (upper - centre)                              # 1 at the centre, 0 at the upper edge
+    w = np.maximum(0.0, np.minimum(rising, falling))
+    w[0] = 0.0                                                               # the DC bin carries no band
+    return w
+
+# %% ../nbs/01_audio.ipynb #8bad9c4f
+def hann_window(n: int = WINDOW_SAMPLES) -> np.ndarray:
+    "Periodic Hann window (period n, not n-1), the one VGGish uses."
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+
+def log_mel(x: np.ndarray, n_frames: int | None = None) -> np.ndarray:
+    "(frames, 64) float64 log-mel spectrogram of the 16-kHz signal `x` (S,), VGGish's numerics; the first `n_frames` if given."
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < WINDOW_SAMPLES: return np.zeros((0, NUM_MEL_BINS))
+    frames = np.lib.stride_tricks.sliding_window_view(x, WINDOW_SAMPLES)[::HOP_SAMPLES][:n_frames]   # (n, 400)
+    spec = np.abs(np.fft.rfft(frames * hann_window(), FFT_LENGTH))                                 # (n, 257) magnitude
+    return np.log(spec @ mel_matrix() + LOG_OFFSET)                                                # (n, 64)

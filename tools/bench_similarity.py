@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Speed of the all-pairs BERTScore of `audiocap.similarity` against `bert_score` and against the machine's limit.
+"""All-pairs BERTScore speed (`audiocap.bertscore`, `audiocap.similarity`) against `bert_score` and the machine's limit.
 
     .venv/bin/python tools/bench_similarity.py             # a few thousand real AudioCaps captions, about 1-2 minutes
     .venv/bin/python tools/bench_similarity.py --full --out /tmp/audiocaps-sim   # then the whole training set (minutes)
@@ -29,14 +29,14 @@ def gemm_rate(fn, flops: float, seconds: float = 1.5) -> float:
 
 def machine_limit() -> dict:
     "Float32 GEMM rates: MKL (torch.mm) and oneDNN with a packed operand, at our tile shape and a large square one."
-    from audiocap.similarity import _ROWS_TOK, _COLS_TOK, _onednn_ok, _packed, _times
+    from audiocap.bertscore import TILE_COLS_TOKENS, TILE_ROWS_TOKENS, onednn_available, pack_columns, packed_matmul
     out = {}
-    for name, (m, n) in {"tile": (_ROWS_TOK, _COLS_TOK), "square": (4096, 4096)}.items():
+    for name, (m, n) in {"tile": (TILE_ROWS_TOKENS, TILE_COLS_TOKENS), "square": (4096, 4096)}.items():
         a, b = torch.randn(m, 384), torch.randn(n, 384)
         out[f"torch.mm {name} {m}x384x{n}"] = gemm_rate(lambda: torch.mm(a, b.T), 2 * m * n * 384)
-        if _onednn_ok("cpu"):
-            bp = _packed(b, True)
-            out[f"oneDNN {name} {m}x384x{n}"] = gemm_rate(lambda: _times(a, bp, True), 2 * m * n * 384)
+        if onednn_available("cpu"):
+            bp = pack_columns(b, True)
+            out[f"oneDNN {name} {m}x384x{n}"] = gemm_rate(lambda: packed_matmul(a, bp, True), 2 * m * n * 384)
     return out
 
 
@@ -62,8 +62,8 @@ def main(argv=None):
     hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
     from audiocap.config import reference_data_dir
     from audiocap.data import read_audiocaps_csv
-    from audiocap.similarity import (CaptionEncoder, compute_similarity, _encode_unique, _build_bank, _pair_block,
-                                     _compute_unit, _unit_ranges, _Bank, MINILM_LAYER)
+    from audiocap.bertscore import CaptionEncoder, EmbeddingBank, build_bank, encode_unique, pair_block
+    from audiocap.similarity import compute_similarity, compute_unit, unit_ranges
     csv = args.csv or (reference_data_dir() or Path("shared/data")) / "audiocaps/v1/train.csv"
     if not csv.is_file(): sys.exit(f"{csv} not found; pass --csv PATH_TO_AUDIOCAPS_TRAIN_CSV")
     clips = read_audiocaps_csv(csv, split="train").clips
@@ -81,11 +81,11 @@ def main(argv=None):
     uniq_caps = list(dict.fromkeys(captions))
     sample = [uniq_caps[i] for i in np.sort(rng.choice(len(uniq_caps), min(args.n, len(uniq_caps)), replace=False))]
     enc = CaptionEncoder()
-    t0 = time.perf_counter(); _, uniq, _ = _encode_unique(enc, sample); t_tok = time.perf_counter() - t0
-    t0 = time.perf_counter(); bank = _build_bank(enc, uniq, enc.weights(uniq)); t_emb = time.perf_counter() - t0
+    t0 = time.perf_counter(); _, uniq, _ = encode_unique(enc, sample); t_tok = time.perf_counter() - t0
+    t0 = time.perf_counter(); bank = build_bank(enc, uniq, enc.weights(uniq)); t_emb = time.perf_counter() - t0
     n = len(bank); lengths = bank.lengths; n_pairs = n * (n - 1) // 2
     flops = pair_flops(lengths, enc.dim)
-    t0 = time.perf_counter(); _pair_block(bank, 0, n, bank, 0, n, upper=True); t_kernel = time.perf_counter() - t0
+    t0 = time.perf_counter(); pair_block(bank, 0, n, bank, 0, n, upper=True); t_kernel = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter(); compute_similarity(sample, Path(d) / "l", progress=False); t_e2e = time.perf_counter() - t0
     tokens_per_s = lengths.sum() / (t_tok + t_emb)
@@ -110,9 +110,9 @@ def main(argv=None):
         rows += [("bert_score.score, batch_size=64 (pads: not exact)", len(c) / t_bs, len(c) / t_bs * fpp_sub / 1e9),
                  ("bert_score.score, batch_size=1 (exact)", k1 / t_bs1, k1 / t_bs1 * fpp_sub / 1e9)]
     # 4. estimate for the full training set: real token lengths, one full-size unit on random embeddings
-    t0 = time.perf_counter(); _, uniq_full, uid = _encode_unique(enc, captions); t_tok_full = time.perf_counter() - t0
+    t0 = time.perf_counter(); _, uniq_full, uid = encode_unique(enc, captions); t_tok_full = time.perf_counter() - t0
     L = np.array([len(a) for a in uniq_full]); U = len(L)
-    ranges = _unit_ranges(U, 4096)
+    ranges = unit_ranges(U, 4096)
     mid = len(ranges) // 2
     a0, a1 = ranges[mid - 1] if mid else ranges[0]
     b0, b1 = ranges[mid]
@@ -121,9 +121,9 @@ def main(argv=None):
     g = torch.Generator().manual_seed(0)
     emb = [torch.nn.functional.normalize(torch.randn(starts[k + 1] - starts[k], int(l), enc.dim, generator=g) + 0.2, dim=-1) for k, l in enumerate(glen)]
     wt = [torch.full((starts[k + 1] - starts[k], int(l)), 1.0 / max(1, int(l) - 2)) for k, l in enumerate(glen)]
-    syn = _Bank([None] * len(lens), starts, glen, emb, wt)
+    syn = EmbeddingBank([None] * len(lens), starts, glen, emb, wt)
     two = [(0, a1 - a0), (a1 - a0, len(lens))]
-    t0 = time.perf_counter(); _compute_unit(syn, np.ones(len(lens), np.int64), two, 0, 1, 0.9, 20); t_unit = time.perf_counter() - t0
+    t0 = time.perf_counter(); compute_unit(syn, np.ones(len(lens), np.int64), two, 0, 1, 0.9, 20); t_unit = time.perf_counter() - t0
     unit_gflops = pair_flops(lens, enc.dim) - pair_flops(L[a0:a1], enc.dim) - pair_flops(L[b0:b1], enc.dim)
     unit_rate = unit_gflops / t_unit                                   # FLOP/s of a real-size off-diagonal unit
     full_flops = pair_flops(L, enc.dim) * 1.03                         # + ~3% for the diagonal units' square chunks

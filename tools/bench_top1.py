@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Top1-BERTScore on the AudioCaps test set (Sec. 4, scope ii), with `audiocap.similarity.cross_similarity`.
+"""Top1-BERTScore on the AudioCaps test set (Sec. 4, scope ii), with `audiocap.cross.cross_similarity`.
 
     .venv/bin/python tools/bench_top1.py                     # labels from /tmp/audiocaps-sim (computed there if missing, ~12 min)
     .venv/bin/python tools/bench_top1.py --labels DIR --out DIR --preds top1.csv
@@ -44,7 +44,8 @@ def main(argv=None):
     from transformers.utils import logging as hf_logging
     hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
     from audiocap.config import AudiocapError, reference_data_dir
-    from audiocap.similarity import SimilarityLabels, compute_similarity, cross_similarity
+    from audiocap.cross import cross_similarity
+    from audiocap.similarity import SimilarityLabels, compute_similarity
 
     data = args.data or (reference_data_dir() or Path("shared/data")) / "audiocaps/v1"
     train_csv, query_csv = data/"train.csv", data/f"{args.split}.csv"

@@ -40,8 +40,9 @@ def main(argv=None):
     from audiocap.lm import load_lm
     from audiocap.metrics import CORE_METRICS as METRICS, Meteor, evaluate
     from audiocap.pipeline import DIAGNOSTICS, demo_checks, loops, orderings, other_clips_guidance
-    from audiocap.retrieval import Retriever
-    from audiocap.similarity import CrossLabels, SimilarityLabels
+    from audiocap.retriever import Retriever
+    from audiocap.cross import CrossLabels
+    from audiocap.similarity import SimilarityLabels
 
     run = args.run
     cfg = load_config(run/"config.json")
