@@ -6,7 +6,6 @@ Docs: https://audiocap.github.io/audiocap/caption.html.md"""
 
 # %% ../nbs/13_caption.ipynb #23d63e0d
 from __future__ import annotations
-import math
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Sequence
@@ -193,7 +192,7 @@ def explore(captioner: AudioCaptioner, clips, *, beam_size: int | None = None):
         import ipywidgets as W
     except ImportError: raise AudiocapError("the explorer needs ipywidgets: pip install 'audiocap[widgets]'") from None
     import html, io, soundfile as sf
-    import matplotlib.pyplot as plt
+    from IPython.display import display
     clips = [c for c in clips if c.audio_path is not None]
     if not clips: raise AudiocapError("no clip with audio to explore")
     pick = W.Dropdown(options=[(c.clip_id, i) for i, c in enumerate(clips)], description="clip")

@@ -173,7 +173,6 @@ def cmd_evaluate(args):
 
 # %% ../nbs/99_cli.ipynb #a6928508
 def _settings_from(args, base):
-    from audiocap.pipeline import RunSettings
     kw = {k: v for k, v in dict(vggish_weights=args.vggish_weights, lm=args.lm, retrieval_epochs=args.retrieval_epochs,
                                  retrieval_budget=args.retrieval_budget, decoder_epochs=args.decoder_epochs,
                                  decoder_budget=args.decoder_budget, lm_epochs=args.lm_epochs, beam_size=args.beam,

@@ -7,7 +7,7 @@ Docs: https://audiocap.github.io/audiocap/decoder.html.md"""
 # %% ../nbs/10_decoder.ipynb #70d717b4
 from __future__ import annotations
 import contextlib, copy, dataclasses, hashlib, json, math, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 

@@ -6,8 +6,8 @@ Docs: https://audiocap.github.io/audiocap/pipeline.html.md"""
 
 # %% ../nbs/12_pipeline.ipynb #f7cb1cf4
 from __future__ import annotations
-import dataclasses, hashlib, json, re, shutil, time
-from dataclasses import dataclass, field, asdict
+import dataclasses, json, re, shutil, time
+from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .bertscore import CaptionEncoder, default_model_path
-from .config import AudiocapConfig, AudiocapError, LMConfig, atomic_write, config_from_dict, load_config, save_config
+from .config import AudiocapConfig, AudiocapError, LMConfig, atomic_write, load_config, save_config
 from .cross import CrossLabels, cross_similarity
 from .data import CaptionDataset, caption_words, load_dataset
 from .decoder import DecoderRun, Guidance, load_decoder, topk_guidance, train_decoder
@@ -187,9 +187,9 @@ def _data_stage(job: _Job, data) -> CaptionDataset:
     if str(data) == "synth":
         root = job.folder.data
         job.say(f"[1/8] synthetic dataset -> {root}")
-        job.folder.run("data", dict(n_train=settings.n_train, n_val=settings.n_val, n_test=settings.n_test, seed=cfg.seed),
-                       lambda: dict(summary=str(synthesize(root, n_train=settings.n_train, n_val=settings.n_val, n_test=settings.n_test, seed=cfg.seed,
-                                                           workers=settings.workers, overwrite=False, progress=job.progress))))
+        sizes = dict(n_train=settings.n_train, n_val=settings.n_val, n_test=settings.n_test, seed=cfg.seed)   # the stage's settings
+        job.folder.run("data", sizes, lambda: dict(summary=str(synthesize(root, **sizes, workers=settings.workers, overwrite=False,
+                                                                          progress=job.progress))))
     else:
         root = Path(data)
         job.say(f"[1/8] dataset {root}")
@@ -258,10 +258,10 @@ def _retrieval_stage(job: _Job, store, labels, cross) -> Retriever:
     "5. The triplet-trained retrieval of Sec. 3.2 (module 1)."
     settings, cfg, path = job.settings, job.cfg, job.folder.retrieval
     job.say(f"[5/8] triplet-trained retrieval -> {path}")
-    job.folder.run("retrieval", dict(cfg=asdict(cfg.retrieval), epochs=settings.retrieval_epochs, budget=settings.retrieval_budget, seed=cfg.seed),
-                   lambda: dict(summary=str(train_retrieval(store, labels, path, val_labels=cross["val"], cfg=cfg.retrieval,
-                                                            max_epochs=settings.retrieval_epochs, time_budget=settings.retrieval_budget, seed=cfg.seed,
-                                                            progress=job.progress, overwrite=True))))
+    epochs, budget = settings.retrieval_epochs, settings.retrieval_budget
+    job.folder.run("retrieval", dict(cfg=asdict(cfg.retrieval), epochs=epochs, budget=budget, seed=cfg.seed),
+                   lambda: dict(summary=str(train_retrieval(store, labels, path, val_labels=cross["val"], cfg=cfg.retrieval, max_epochs=epochs,
+                                                            time_budget=budget, seed=cfg.seed, progress=job.progress, overwrite=True))))
     triplet = Retriever.from_run(path, features=store, labels=labels)
     job.say(f"  {triplet.model}")
     return triplet
@@ -294,9 +294,10 @@ def _captions_stage(job: _Job, store, labels, cross, triplet, lm, decoder, test_
     def captions():
         folder.predictions.mkdir(exist_ok=True)
         preds = {}
-        for name, retriever in (("1NN-VGGish", Retriever.vggish(features=store, labels=labels)), ("Triplet-Retrieval", triplet)):
-            found = retriever.retrieve(test_ids, cfg.retrieval.k)
-            preds[name] = {q: str(found.captions[i, 0]) for i, q in enumerate(test_ids)}
+        nearest = Retriever.vggish(features=store, labels=labels).retrieve(test_ids, cfg.retrieval.k)
+        found = triplet.retrieve(test_ids, cfg.retrieval.k)
+        for name, retrieved in (("1NN-VGGish", nearest), ("Triplet-Retrieval", found)):
+            preds[name] = {q: str(retrieved.captions[i, 0]) for i, q in enumerate(test_ids)}
         guidance = {q: found.guidance(i) for i, q in enumerate(test_ids)}         # the triplet retrieval's K captions
         preds["Top1-BERTScore"] = {q: cross["test"].ref.captions[cross["test"].top1(q)[0]] for q in test_ids}
         gt = topk_guidance(cross["test"], cfg.decoder.k)
