@@ -91,7 +91,8 @@ def cmd_similarity(args):
     from audiocap.similarity import compute_similarity
     _quiet_transformers()
     labels = compute_similarity(args.captions, args.out, model=args.model, layer=args.layer, threshold=args.threshold,
-                                idf=args.idf, shard=args.shard, n_shards=args.n_shards, k=args.k, progress=not args.quiet)
+                                idf=args.idf, shard=args.shard, n_shards=args.n_shards, k=args.k, merge_from=args.merge,
+                                progress=not args.quiet)
     if labels is not None: print(labels)
 
 # %% ../nbs/99_cli.ipynb #d5df2640
@@ -176,7 +177,7 @@ def _settings_from(args, base):
     kw = {k: v for k, v in dict(vggish_weights=args.vggish_weights, lm=args.lm, retrieval_epochs=args.retrieval_epochs,
                                  retrieval_budget=args.retrieval_budget, decoder_epochs=args.decoder_epochs,
                                  decoder_budget=args.decoder_budget, lm_epochs=args.lm_epochs, beam_size=args.beam,
-                                 spice=args.spice_jars).items() if v is not None}
+                                 spice=args.spice_jars, features=args.features).items() if v is not None}
     return dataclasses.replace(base, **kw)
 
 def cmd_reproduce(args):
@@ -234,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run folder (a re-run carries on where it stopped)")
     s.add_argument("--config", default=None, help="configuration JSON (default: the paper's settings; see `audiocap config`)")
     s.add_argument("--vggish-weights", default=None, help="VGGish weights (default: the official torch port, downloaded once)")
+    s.add_argument("--features", default=None, help="a feature store made elsewhere (`audiocap features`, `write_features`) instead of the audio")
     s.add_argument("--lm", default=None, help="GPT-2 name or folder; 'pretrain' for the small LM pre-trained on the captions "
                    "(default 'auto': gpt2 when its weights can be had, else pretrain)")
     s.add_argument("--retrieval-epochs", type=_positive_int, default=None, help="at most this many retrieval epochs (default 200, Sec. 4.1)")
@@ -338,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--k", type=int, default=20, help="most similar captions stored per caption, for the 'Ours (GT)' oracle (default 20)")
     s.add_argument("--shard", type=int, default=None, help="compute only this shard (0-based) of --n-shards")
     s.add_argument("--n-shards", type=int, default=1, help="split the work into this many shards")
+    s.add_argument("--merge", nargs="+", default=None, metavar="SHARD_OUT",
+                   help="finish the labels from the --out folders of shards run elsewhere (same captions and options)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_similarity)
 

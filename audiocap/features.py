@@ -10,7 +10,7 @@ import hashlib, json, os, time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 import numpy as np
 from . import __version__
 from .config import AudiocapError, AudioConfig, atomic_write
@@ -19,7 +19,7 @@ from .audio import (RESAMPLERS, load_audio, SAMPLE_RATE, WINDOW_SAMPLES, HOP_SAM
 from .data import Clip, load_dataset
 
 # %% auto #0
-__all__ = ['MODES', 'FORMAT', 'CHUNK_SIZE', 'BATCH_SIZE', 'FeatureStore', 'extract_features']
+__all__ = ['MODES', 'FORMAT', 'CHUNK_SIZE', 'BATCH_SIZE', 'FeatureStore', 'extract_features', 'write_features']
 
 # %% ../nbs/05_features.ipynb #349b5d66
 MODES = ("fixed", "windowed")
@@ -441,3 +441,35 @@ def extract_features(dataset_or_root, out, *, weights=None, mode: str = "fixed",
             print(f"{len(store.failed)} clip(s) could not be read (all listed in {out/'failed.tsv'}):")
             for cid, _, err in store.failed[:5]: print(f"  {cid}: {err}")
     return store
+
+# %% ../nbs/05_features.ipynb #8577404e
+def write_features(out, features: Mapping[str, np.ndarray], *, encoder: str, weights_id: str | None = None,
+                   clip_seconds: float | None = None, chunk_size: int | None = None, overwrite: bool = False) -> FeatureStore:
+    """A feature store in `out` from features computed elsewhere: clip id -> (T, 128) array, one row per 0.96-s example.
+    `encoder` names the extractor; `weights_id` identifies its weights (default: sha256 of the arrays).
+    clip_seconds: the fixed length every clip was cut to (fixed mode: all T equal); None: variable lengths (windowed)."""
+    arrays = {str(k): np.asarray(v, np.float32) for k, v in features.items()}
+    if not arrays: raise AudiocapError("write_features: no features given; pass a mapping clip id -> (T, 128) array")
+    bad = next((k for k, a in arrays.items() if a.ndim != 2 or a.shape[1] != 128 or len(a) == 0), None)
+    if bad is not None: raise AudiocapError(f"write_features: clip {bad!r} has features of shape {arrays[bad].shape}; "
+                                            "each clip needs (T >= 1, 128), one row per 0.96-s example")
+    lengths = sorted({len(a) for a in arrays.values()})
+    if clip_seconds is not None and len(lengths) > 1:
+        raise AudiocapError(f"write_features: clip_seconds={clip_seconds} (fixed mode) needs one length, the clips have T = {lengths[0]} "
+                            f"to {lengths[-1]}; cut them to one length, or pass clip_seconds=None (windowed)")
+    if weights_id is None:
+        h = hashlib.sha256()
+        for k in sorted(arrays): h.update(k.encode()); h.update(arrays[k].tobytes())
+        weights_id = h.hexdigest()
+    meta = dict(encoder=encoder, weights_sha256=weights_id, frontend=None, mode="windowed" if clip_seconds is None else "fixed",
+                clip_seconds=None if clip_seconds is None else float(clip_seconds), resampler=None, postprocess=False,
+                dtype="float32", embedding_dim=128, audiocap_version=__version__)
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise AudiocapError(f"{out} is a file; pass a folder for the feature store")
+    with _Lock(out):
+        plan, _, _ = _prepare_store(out, meta, list(arrays), chunk_size, None, overwrite)
+        for k, ids in enumerate(plan):
+            if (out/"shards"/_shard_name(k)).is_file(): continue
+            _write_shard(out/"shards"/_shard_name(k), dict(meta_hash=_meta_hash(meta), chunk=k, ids=ids, failed=[]),
+                         [arrays[c] for c in ids], "float32")
+        return FeatureStore(out)

@@ -26,11 +26,12 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoConfig, GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
-from .config import AudiocapError, DecoderConfig, LMConfig, atomic_write
-from .train import KeepBest, TimeBudget, seed_everything, training_device
+from .config import AudiocapError, DecoderConfig, LMConfig, atomic_write, resolve_device
+from .testing import TINY_TEXTS
+from .train import KeepBest, TimeBudget, seed_everything
 
 # %% auto #0
-__all__ = ['EOT', 'TINY_TEXTS', 'caption_text', 'guidance_text', 'tokenizer_origin', 'train_bpe', 'load_tokenizer', 'lm_sha256',
+__all__ = ['EOT', 'caption_text', 'guidance_text', 'tokenizer_origin', 'train_bpe', 'load_tokenizer', 'lm_sha256',
            'LanguageModel', 'tiny_lm', 'load_lm', 'Perplexity', 'NewEpoch', 'pretrain_lm']
 
 # %% ../nbs/09_lm.ipynb #cff390af
@@ -223,11 +224,6 @@ def _new_gpt2(tok, n_layer: int, n_embd: int, n_head: int, n_positions: int, dro
     return GPT2LMHeadModel(cfg)
 
 # %% ../nbs/09_lm.ipynb #7cf2e9f3
-TINY_TEXTS = ("A dog barks", "A dog barks twice and a man speaks", "A man speaks while wind blows",
-              "Wind blows and rain falls", "Rain falls on a roof", "A woman talks nearby as water pours",
-              "A car engine revs and a horn honks", "Birds chirp in the distance", "A clock ticks in a quiet room",
-              "A siren wails as a car passes", "People talk and laugh", "Water runs from a faucet")
-
 def tiny_lm(texts: Sequence[str] | None = None, *, n_layer: int = 2, n_embd: int = 64, n_head: int = 4,
             vocab_size: int = 300, n_positions: int = 256, seed: int = 0) -> LanguageModel:
     "A small random-init frozen GPT-2 on the CPU with a BPE trained on `texts` (default: a dozen built-in captions), for tests."
@@ -256,7 +252,7 @@ def load_lm(name_or_path="gpt2", *, device=None, tokenizer=None, allow_pickle: b
     "A frozen GPT-2 from a `pretrain_lm` folder, a Hugging Face GPT-2 folder or a hub name; safetensors only unless `allow_pickle`."
     name = str(name_or_path)
     p = Path(name).expanduser()
-    device = training_device(device)
+    device = resolve_device(device)
     record = {}
     if p.exists():
         if not p.is_dir(): raise AudiocapError(f"language model {p} is a file; give the folder that holds config.json and model.safetensors")
@@ -404,7 +400,7 @@ def pretrain_lm(texts: Sequence[str], out, *, cfg: LMConfig = LMConfig(), val_te
 
     seed_everything(seed)
     model = _new_gpt2(tok, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.n_positions, cfg.dropout)
-    device = training_device()
+    device = resolve_device()
     train = _CaptionSequences(tok, texts, round(cfg.guidance_mix * len(texts)), cfg.guidance_k, cfg.n_positions, seed)
     valid = _CaptionSequences(tok, val_texts, 0, 2, cfg.n_positions, seed)
     mk = lambda data, shuffle: torch.utils.data.DataLoader(data, batch_sampler=_LengthBatches(data, cfg.batch_size, seed, shuffle), collate_fn=_collate(tok.eos_token_id))

@@ -27,11 +27,11 @@ with warnings.catch_warnings():                  # fastai's import warns about t
     from fastai.torch_core import num_distrib, rank_distrib
 
 from . import __version__
-from .config import AudiocapConfig, AudiocapError, RetrievalConfig, atomic_write, load_config, save_config
+from .config import AudiocapConfig, AudiocapError, RetrievalConfig, atomic_write, load_config, resolve_device, save_config
 from .retrieval import (KIND_EASY, KIND_HARD, KIND_NONE, KIND_SEMIHARD, ClipGraph, EmbeddingNet, TripletDL, as_feature_store,
                                 check_retrieval_config, knn, precision_at_k, read_features, triplet_loss)
 from .train import (KeepBest, TimeBudget, distributed_trainer, load_weights, save_weights, seed_everything,
-                            training_device, unwrap_model)
+                            unwrap_model)
 
 # %% auto #0
 __all__ = ['FORMAT', 'VALID_METRIC', 'OLD_METRIC_NAMES', 'upgrade_metric_names', 'TripletLoss', 'PrecisionAtK',
@@ -147,7 +147,7 @@ class RetrievalModel:
             raise AudiocapError(f"{weights_path} does not fit the network that {run_dir/'config.json'} describes ({str(e).splitlines()[0]}); "
                                 "use the config.json written with the model") from None
         info = upgrade_metric_names(json.loads((run_dir/"run.json").read_text())) if (run_dir/"run.json").is_file() else {}
-        dev = training_device(device)
+        dev = resolve_device(device)
         return cls(net.to(dev), cfg, path=run_dir, info=info)
 
     @property
@@ -217,7 +217,7 @@ def train_retrieval(features, labels, out, *, val_features=None, val_labels=None
             raise AudiocapError(f"validation features are {x_val.shape[1:]} per clip, training features {x_train.shape[1:]}; extract both with the same settings")
     elif val_features is not None:
         raise AudiocapError("val_features given without val_labels: pass the validation clips' cross labels (audiocap.cross.cross_similarity)")
-    dev = training_device()
+    dev = resolve_device()
     feats = torch.from_numpy(np.concatenate([x_train, x_val])).to(dev)         # (N + Q, T, 128): training rows, then validation rows
     ptr, nbr = _stacked_graph(graph, vgraph)
     anchors = np.flatnonzero(graph.sizes() > 0)                                  # no_positive="skip"

@@ -6,7 +6,7 @@ Docs: https://audiocap.github.io/audiocap/retriever.html.md"""
 
 # %% ../nbs/08c_retriever.ipynb #543cfabb
 from __future__ import annotations
-import tempfile, warnings
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -16,11 +16,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save
 
-with warnings.catch_warnings():                  # fastai's import warns about torch.jit.script, which it (not we) uses
-    warnings.simplefilter("ignore", FutureWarning)
-    from fastai.torch_core import default_device
-
-from .config import AudiocapError, atomic_write
+from .config import AudiocapError, atomic_write, resolve_device
 from .data import CaptionDataset, Clip
 from .features import extract_features
 from .metrics import evaluate
@@ -84,7 +80,7 @@ class Retriever:
         store = as_feature_store(features)
         ids, captions = _train_captions(labels)
         index = torch.from_numpy(read_features(store, ids, "training")).flatten(1)   # (N, T·128)
-        dev = torch.device(device) if device else default_device()
+        dev = resolve_device(device)
         return cls(index.to(dev), ids, captions, features=store, backend=backend, k=k, name="1NN-VGGish")
 
     @classmethod
@@ -107,7 +103,7 @@ class Retriever:
             if cache:
                 try: atomic_write(path, save({"index": index.contiguous()}, metadata={"ids_sha256": json_sha256(ids), "model_sha256": model.sha256}))
                 except OSError: pass                                              # a read-only run directory: no cache
-        dev = torch.device(device) if device else default_device()
+        dev = resolve_device(device)
         return cls(index.to(dev), ids, captions, model=model, features=store, backend=backend, k=model.cfg.k, name="Triplet-Retrieval")
 
     def vectors(self, feats) -> torch.Tensor:

@@ -205,7 +205,7 @@ def main():
             for bs in (1, 2, 4, 8, 16):
                 cells = [max(ours(few, model, tmp/"tune", batch_size=bs, workers=w) for _ in range(args.repeats)) for w in (0, 1, 2)]
                 print(f"| {bs} | " + " | ".join(f"{c:.1f}" for c in cells) + " |", flush=True)
-            from audiocap.config import reference_data_dir, skip_reason
+            from audiocap.testing import reference_data_dir, skip_reason
             if skip_reason("captioned_audio", "manifest.csv") is None:
                 real = load_dataset(reference_data_dir()/"captioned_audio").clips
                 cells = [max(ours(real, model, tmp/"tune", batch_size=batch, workers=w) for _ in range(args.repeats)) for w in (0, 1, 2)]

@@ -60,7 +60,7 @@ def main(argv=None):
     warnings.filterwarnings("ignore")
     from transformers.utils import logging as hf_logging
     hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
-    from audiocap.config import reference_data_dir
+    from audiocap.testing import reference_data_dir
     from audiocap.data import read_audiocaps_csv
     from audiocap.bertscore import CaptionEncoder, EmbeddingBank, build_bank, encode_unique, pair_block
     from audiocap.similarity import compute_similarity, compute_unit, unit_ranges

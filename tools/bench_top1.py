@@ -43,7 +43,8 @@ def main(argv=None):
     warnings.filterwarnings("ignore")
     from transformers.utils import logging as hf_logging
     hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
-    from audiocap.config import AudiocapError, reference_data_dir
+    from audiocap.config import AudiocapError
+    from audiocap.testing import reference_data_dir
     from audiocap.cross import cross_similarity
     from audiocap.similarity import SimilarityLabels, compute_similarity
 
