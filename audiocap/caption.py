@@ -6,6 +6,7 @@ Docs: https://audiocap.github.io/audiocap/caption.html.md"""
 
 # %% ../nbs/13_caption.ipynb #23d63e0d
 from __future__ import annotations
+import warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Sequence
@@ -15,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import AudiocapError, AudiocapConfig, load_config
-from .audio import load_audio, fix_length, resample
+from .audio import audio_info, load_audio, fix_length, resample
 from .data import AUDIO_EXTS
 from .decoder import load_decoder
 from .features import FeatureStore
@@ -27,7 +28,8 @@ from .similarity import SimilarityLabels
 from .vggish import EXAMPLE_SAMPLES, VGGishEncoder, load_postprocessor, load_vggish, weights_sha256
 
 # %% auto #0
-__all__ = ['Caption', 'AudioCaptioner', 'guidance_attention', 'plot_attention', 'explore']
+__all__ = ['SILENT_DBFS', 'Caption', 'AudioInputWarning', 'input_warnings', 'AudioCaptioner', 'guidance_attention',
+           'plot_attention', 'explore']
 
 # %% ../nbs/13_caption.ipynb #26dfb67c
 @dataclass
@@ -38,8 +40,26 @@ class Caption:
     start: float = 0.0                # seconds
     end: float = 0.0                  # seconds of audio the caption covers (without padding)
     guidance: list = field(default_factory=list)   # [(caption, training clip id, squared L2 distance)], nearest first
+    warnings: list = field(default_factory=list)   # what the user should know about this audio (silent, too short)
 
     def to_dict(self) -> dict: return asdict(self)
+
+SILENT_DBFS = -60.0    # audio whose peak stays below this level (dB full scale) is reported as silent
+
+class AudioInputWarning(UserWarning):
+    "Audio that still gets a caption, but one that says little about it: silent, or shorter than one VGGish example."
+
+def input_warnings(x: np.ndarray, clip_seconds: float = 10.0) -> list[str]:
+    "Warnings about the real (unpadded) 16-kHz audio `x` of one caption: shorter than one 0.96-s example, or silent."
+    out = []
+    if len(x) < EXAMPLE_SAMPLES:
+        out.append(f"shorter than one 0.96-s VGGish example ({1000 * len(x) / 16_000:.0f} ms), zero-padded to {clip_seconds:g} s: "
+                   "the caption says little about it")
+    peak = float(np.abs(x).max()) if len(x) else 0.0
+    if peak < 10 ** (SILENT_DBFS / 20):
+        level = "-inf" if peak == 0 else f"{20 * np.log10(peak):.0f}"
+        out.append(f"silent (peak {level} dBFS, below {SILENT_DBFS:g} dBFS): the caption describes no sound that was heard")
+    return out
 
 def _audio_files(items) -> tuple[list[Path], list[tuple[str, str]]]:
     "(audio files, [(item, why it gave none)]) from files and folders (searched recursively for audio extensions, sorted)."
@@ -116,9 +136,12 @@ class AudioCaptioner:
         files, notes = _audio_files(items)
         skipped += notes
         for p in files:
-            try: x = load_audio(p, 16_000, seconds=None if window else self.clip_seconds, resampler=self.resampler)
+            try:
+                x = load_audio(p, 16_000, seconds=None if window else self.clip_seconds, resampler=self.resampler)
+                info = audio_info(p)
             except AudiocapError as e:
                 skipped.append((str(p), str(e))); continue
+            x = x[:info.frames * 16_000 // info.sample_rate]                    # the real audio: `_windows` pads it
             for s, e, w in self._windows(x, window): yield str(p), s, e, w
 
     def features(self, signals: np.ndarray) -> torch.Tensor:
@@ -130,7 +153,8 @@ class AudioCaptioner:
                 details: bool = False, progress: bool = False):
         """Captions of audio files / folders, or of 1-D arrays at sample rate `sr`. Returns one string per input (the
         first 10 s of each), or with `window` or `details` a list of `Caption` (one per window, with the guidance).
-        Unreadable files are skipped; `self.skipped` lists them with the reason."""
+        Unreadable files are skipped; `self.skipped` lists them with the reason. Audio that is silent or shorter than one
+        0.96-s example still gets a caption, with an `AudioInputWarning` and the reason in `Caption.warnings`."""
         self.skipped: list[tuple[str, str]] = []
         pieces = list(self._signals(items, sr, window, self.skipped))
         if not pieces:
@@ -144,9 +168,11 @@ class AudioCaptioner:
             guid = [res.guidance(j) for j in range(len(chunk))]
             caps = generate(self.decoder.model, self.decoder.lm, feats, None, guid, cfg=self.cfg.decoder, features=self.decoder.features,
                             beam_size=beam_size, progress=False)
-            for j, (src, s, e, _) in enumerate(chunk):
+            for j, (src, s, e, w) in enumerate(chunk):
                 g = [(str(res.captions[j, r]), str(res.clip_ids[j, r]), float(res.distances[j, r])) for r in range(res.captions.shape[1])]
-                out.append(Caption(src, caps[j], round(s, 3), round(e, 3), g))
+                notes = input_warnings(w[:round((e - s) * 16_000)], self.clip_seconds)   # the window's real audio
+                for note in notes: warnings.warn(f"{src} ({s:g}-{e:g} s): {note}", AudioInputWarning, stacklevel=2)
+                out.append(Caption(src, caps[j], round(s, 3), round(e, 3), g, notes))
             bar.update(len(chunk))
         bar.close()
         return out if (window or details) else [c.caption for c in out]

@@ -38,7 +38,7 @@ def waveform_to_examples(x: np.ndarray, sr: int, resampler: str = "resampy") -> 
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 2: x = x.mean(axis=1)                                       # (samples, channels) -> mono
     if x.ndim != 1: raise AudiocapError(f"waveform_to_examples: expected a (samples,) or (samples, channels) array, got shape {x.shape}")
-    if sr != SAMPLE_RATE: x = resample(x.astype(np.float32), sr, SAMPLE_RATE, resampler).astype(np.float64)
+    if sr != SAMPLE_RATE: x = resample(x, sr, SAMPLE_RATE, resampler)               # float64 in and out
     t = num_examples(len(x))
     if t == 0: return np.zeros((0, EXAMPLE_FRAMES, NUM_MEL_BINS), np.float32)
     logmel = log_mel(x, n_frames=t * EXAMPLE_FRAMES)                         # (T * 96, 64), the frames we keep
@@ -274,7 +274,7 @@ class VGGishEncoder(nn.Module):
         x = torch.as_tensor(wavs)
         one = x.ndim == 1
         x = x.reshape(1, -1) if one else x
-        ex = self.frontend(x.to(self.device, torch.float32))                          # (B, T, 96, 64)
+        ex = self.frontend(x.to(self.device, self.frontend.window.dtype))             # (B, T, 96, 64); float64 waveforms stay float64
         b, t = ex.shape[:2]
         flat = ex.reshape(b * t, EXAMPLE_FRAMES, NUM_MEL_BINS)                       # (B*T, 96, 64)
         emb = torch.cat([self.vggish(flat[i:i + self.batch_examples]) for i in range(0, b * t, self.batch_examples)]) \

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Throughput and memory of `audiocap.features.extract_features` on this machine, against a plain pipeline and the
-machine's limit; prints markdown tables (pasted into nbs/05_features.ipynb).
+machine's limit; prints markdown tables (reported in nbs/90_benchmarks.ipynb).
 
     .venv/bin/python tools/bench_features.py                 # 300 synthetic 10-s clips, 2 torch threads
     .venv/bin/python tools/bench_features.py --clips 100 --data /tmp/synth300 --repeats 1
