@@ -215,9 +215,10 @@ def _given_features(job: _Job, ds) -> FeatureStore:
     job.say(f"[2/8] features: the given store {given} (no audio is read)")
     if not (given/"store.json").is_file():
         raise AudiocapError(f"features={str(given)!r} is not a feature store (no store.json); make one with `audiocap features`")
-    if path.is_symlink() and path.resolve() != given or path.exists() and not path.is_symlink():
+    linked = path.is_symlink() and path.resolve() == given                      # a run resumed with the same store
+    if (path.exists() or path.is_symlink()) and not linked:
         raise AudiocapError(f"{path} already holds other features; give a new --out to use the store {given}")
-    if not path.exists(): path.symlink_to(given, target_is_directory=True)
+    if not linked: path.symlink_to(given, target_is_directory=True)
     store = FeatureStore(path)
     lacking = sum(c.clip_id not in store for c in ds.clips)
     if lacking: job.say(f"  {lacking} of {len(ds.clips)} clips have no features in the store and are left out")

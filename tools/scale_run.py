@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiocap.testing import reference_data_dir
+from audiocap.testing import reference_data_dir, skip_reason
 
 STAGES = ("data", "similarity", "cross", "retrieval", "decoder", "captions")
 
@@ -43,9 +43,9 @@ def stage_data(out: Path, args) -> dict:
     from audiocap.config import AudiocapError
     from audiocap.data import load_dataset
     from audiocap.features import write_features
-    root = reference_data_dir()
-    src = None if root is None else root/"audiocaps"/"v1"
-    if src is None or not (src/"train.csv").is_file(): raise AudiocapError("reference data not found: set AUDIOCAP_REFERENCE_DATA")
+    why = skip_reason("audiocaps", "v1", "train.csv")
+    if why: raise AudiocapError(why)
+    src = reference_data_dir()/"audiocaps"/"v1"
     (out/"data").mkdir(parents=True, exist_ok=True)
     for s in ("train", "val", "test"): shutil.copy(src/f"{s}.csv", out/"data"/f"{s}.csv")
     ds = load_dataset(out/"data")
