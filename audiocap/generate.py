@@ -210,6 +210,8 @@ def _audio_batch(audio, audio_mask):
     if audio_mask is not None: audio_mask = audio_mask.bool() if torch.is_tensor(audio_mask) else torch.as_tensor(np.asarray(audio_mask)).bool()
     return x, audio_mask
 
+
+# %% ../nbs/11_generate.ipynb #9444afe1
 def generate(model, lm: LanguageModel, audio, audio_mask, guidance_texts: Sequence[Sequence[str]], *, cfg: DecoderConfig | None = None,
              features=None, beam_size: int | None = None, batch_size: int = 32, max_len: int | None = None, min_len: int = 1,
              length_penalty: float = LENGTH_PENALTY, early_stopping: str = "exact", cache: bool = True,

@@ -15,15 +15,10 @@ from pathlib import Path
 import torch
 from fastai.callback.core import Callback
 
-from audiocap.config import load_config
-from audiocap.data import load_dataset
 from audiocap.decoder import Guidance, train_decoder
-from audiocap.features import FeatureStore
 from audiocap.generate import generate
-from audiocap.lm import load_lm
 from audiocap.metrics import evaluate
-from audiocap.retriever import Retriever
-from audiocap.similarity import SimilarityLabels
+from run_inputs import load_run
 
 
 class EpochWeights(Callback):
@@ -43,20 +38,13 @@ def main(argv=None):
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     run = args.run
-    cfg = load_config(run/"config.json")
-    settings = json.loads((run/"settings.json").read_text())
-    store, labels = FeatureStore(run/"features"), SimilarityLabels(run/"similarity")
-    lm = load_lm(run/"lm")
-    ds = load_dataset(run/"data")
-    refs = {s: {c.clip_id: list(c.captions) for c in ds.by_split(s).clips} for s in ("val", "test")}
-    val_ids = list(refs["val"])
-    found = Retriever.from_run(run/"retrieval", features=store, labels=labels).retrieve(val_ids, cfg.decoder.k)
-    guidance = {"val": {q: found.guidance(i) for i, q in enumerate(val_ids)},
-                "test": json.loads((run/"predictions"/"guidance.json").read_text())["Ours"]}
+    inputs = load_run(run)
+    cfg, settings, store, lm, refs = inputs.cfg, inputs.settings, inputs.store, inputs.lm, inputs.refs
+    guidance = {"val": inputs.val_guidance, "test": inputs.test_guidance["Ours"]}
     out = run/"variants"/"epochs"
     if out.exists(): shutil.rmtree(out)
     record = EpochWeights()
-    dec = train_decoder(store, labels, out, lm=lm, cfg=cfg.decoder, val_guidance=Guidance(guidance["val"], "retrieval"),
+    dec = train_decoder(store, inputs.labels, out, lm=lm, cfg=cfg.decoder, val_guidance=Guidance(guidance["val"], "retrieval"),
                         val_captions=refs["val"], max_epochs=settings["decoder_epochs"], seed=cfg.seed,
                         lr_scale=settings["decoder_lr_scale"], progress=False, cbs=[record])
     triplet = json.loads((run/"table1.json").read_text())["rows"]["Triplet-Retrieval"]["CIDEr"]
@@ -82,7 +70,7 @@ def main(argv=None):
             rows[str(e)] = score(record.states[e])
             print(f"epoch {e:3d}{' (kept)' if e == kept else ''}: validation {rows[str(e)]['val']:.1f}, test {rows[str(e)]['test']:.1f} "
                   f"({rows[str(e)]['test'] / triplet:.2f}x Triplet)", flush=True)
-    for lo in (n // 2, 3 * n // 4, n - n // 10):
+    for lo in sorted({n // 2, 3 * n // 4, n - max(1, n // 10)}):            # the last half, quarter, tenth (at least one epoch)
         name = f"mean of epochs {lo}-{n - 1}"
         rows[name] = score(mean_state(list(range(lo, n))))
         print(f"{name}: validation {rows[name]['val']:.1f}, test {rows[name]['test']:.1f} ({rows[name]['test'] / triplet:.2f}x Triplet)")

@@ -32,21 +32,16 @@ def main(argv=None):
     warnings.filterwarnings("ignore")
     import torch
     if args.threads: torch.set_num_threads(args.threads)
-    from audiocap.config import load_config
-    from audiocap.data import load_dataset
+    from audiocap.cross import CrossLabels
     from audiocap.decoder import Guidance, train_decoder
-    from audiocap.features import FeatureStore
     from audiocap.generate import generate
-    from audiocap.lm import load_lm
     from audiocap.metrics import CORE_METRICS as METRICS, Meteor, evaluate
     from audiocap.pipeline import DIAGNOSTICS, demo_checks, loops, orderings, other_clips_guidance
-    from audiocap.retriever import Retriever
-    from audiocap.cross import CrossLabels
-    from audiocap.similarity import SimilarityLabels
+    from run_inputs import load_run
 
     run = args.run
-    cfg = load_config(run/"config.json")
-    settings = json.loads((run/"settings.json").read_text())
+    inputs = load_run(run)
+    cfg, settings, store, labels, lm, refs = inputs.cfg, inputs.settings, inputs.store, inputs.labels, inputs.lm, inputs.refs
     def value(v: str):
         try: return json.loads(v)                                      # numbers, true/false, lists
         except json.JSONDecodeError: return v                          # plain words: strings
@@ -54,21 +49,15 @@ def main(argv=None):
     dcfg = dataclasses.replace(cfg.decoder, **over)
     epochs = args.epochs or settings.get("decoder_epochs") or dcfg.epochs
     lr_scale = args.lr_scale or settings.get("decoder_lr_scale", 1.0)
-    store, labels = FeatureStore(run/"features"), SimilarityLabels(run/"similarity")
-    lm = load_lm(run/"lm") if (run/"lm").is_dir() else load_lm(settings["lm"])
-    ds = load_dataset(run/"data")
-    refs = {s: {c.clip_id: list(c.captions) for c in ds.by_split(s).clips} for s in ("val", "test")}
     out = run/"variants"/args.name
     if out.exists(): shutil.rmtree(out)
     val_ids = list(refs["val"])                                        # validation guided as the pipeline does (validation_guidance)
-    found = Retriever.from_run(run/"retrieval", features=store, labels=labels).retrieve(val_ids, dcfg.k)
-    val_guidance = (Guidance({q: found.guidance(i) for i, q in enumerate(val_ids)}, "retrieval")
-                    if dcfg.validation_guidance == "retrieval" else CrossLabels(run/"cross_val"))
+    val_guidance = (Guidance(inputs.val_guidance, "retrieval") if dcfg.validation_guidance == "retrieval" else CrossLabels(run/"cross_val"))
     t0 = time.perf_counter()
     dec = train_decoder(store, labels, out, lm=lm, cfg=dcfg, val_guidance=val_guidance, val_captions=refs["val"],
                         max_epochs=epochs, seed=cfg.seed, lr_scale=lr_scale, progress=False)
     t_train = time.perf_counter() - t0
-    guidance = json.loads((run/"predictions"/"guidance.json").read_text())
+    guidance = inputs.test_guidance
     ids = list(guidance["Ours"])
     audio = store.as_array(ids)
     other = other_clips_guidance(guidance["Ours"], ids, cfg.seed)
@@ -80,7 +69,7 @@ def main(argv=None):
         preds[name] = dict(zip(ids, caps))
     t_caption = time.perf_counter() - t0
     table = json.loads((run/"table1.json").read_text())["rows"]
-    val_caps = generate(dec.model, lm, store.as_array(val_ids), None, [found.guidance(i) for i in range(len(val_ids))], cfg=dcfg,
+    val_caps = generate(dec.model, lm, store.as_array(val_ids), None, [inputs.val_guidance[q] for q in val_ids], cfg=dcfg,
                         features=dec.features, progress=False)
     with Meteor() as meteor:
         rows = {k: evaluate(p, refs["test"], meteor=meteor) for k, p in preds.items()}
