@@ -235,14 +235,9 @@ def cmd_caption(args):
     print(f"{len(res)} caption(s) in {dt:.1f} s ({len(res) / max(dt, 1e-9):.2f}/s); {len(cap.skipped)} file(s) skipped", file=sys.stderr)
     if cap.skipped and not res: raise AudiocapError("no file could be captioned")
 
-# %% ../nbs/99_cli.ipynb #49630cb3
-def build_parser() -> argparse.ArgumentParser:
-    "The `audiocap` argument parser with all subcommands."
-    p = argparse.ArgumentParser(prog="audiocap", description="Audio captioning guided by retrieved captions (Koizumi et al. 2020).")
-    p.add_argument("--version", action="version", version=f"audiocap {audiocap.__version__}")
-    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+# %% ../nbs/99_cli.ipynb #caa1de1a
+def _add_run_commands(sub) -> None:
+    "The commands that run the paper end to end and use its result: demo, reproduce, caption, evaluate."
     s = sub.add_parser("demo", help="run the main job on the embedded synthetic dataset", description=cmd_demo.__doc__)
     s.add_argument("--out", default="audiocap_demo", help="output folder (default audiocap_demo)")
     _add_synth_sizes(s)
@@ -288,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", default=None, help="also write the scores to this JSON file")
     s.set_defaults(func=cmd_evaluate)
 
+
+# %% ../nbs/99_cli.ipynb #18b8b93d
+def _add_stage_commands(sub) -> None:
+    "The commands that train or query one model of a run: train-retrieval, retrieve, pretrain-lm, train-decoder."
     s = sub.add_parser("train-retrieval", help="train the triplet embedding (Sec. 3.2)", description=cmd_train_retrieval.__doc__)
     s.add_argument("features", help="feature store of the training (and validation) clips")
     s.add_argument("labels", help="similarity labels of the training captions (`audiocap similarity`)")
@@ -326,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr-scale", type=float, default=1.0, help="multiply the cosine schedule (1e-4 -> 1e-6) by this (default 1)")
     s.set_defaults(func=cmd_train_decoder)
 
+
+# %% ../nbs/99_cli.ipynb #b10f5b44
+def _add_data_commands(sub) -> None:
+    "The commands for data, features, labels and settings: synth, data, features, similarity, info, config."
     s = sub.add_parser("synth", help="write the synthetic dataset", description=cmd_synth.__doc__)
     s.add_argument("out", help="output folder")
     _add_synth_sizes(s)
@@ -375,7 +378,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="write the configuration to this JSON file")
     s.add_argument("--input", default=None, help="read this configuration file instead of the defaults")
     s.set_defaults(func=cmd_config)
+    
+
+
+# %% ../nbs/99_cli.ipynb #f1f5dd80
+def build_parser() -> argparse.ArgumentParser:
+    "The `audiocap` argument parser with all subcommands."
+    p = argparse.ArgumentParser(prog="audiocap", description="Audio captioning guided by retrieved captions (Koizumi et al. 2020).")
+    p.add_argument("--version", action="version", version=f"audiocap {audiocap.__version__}")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_run_commands(sub)
+    _add_stage_commands(sub)
+    _add_data_commands(sub)
     return p
+
 
 # %% ../nbs/99_cli.ipynb #da3559bd
 LOG_PROGRESS_SECONDS = 10.0   # without a terminal, a progress bar prints at most one line this often
