@@ -9,7 +9,7 @@ The test captions are used here only to measure, never to choose. Also scores th
 half, quarter and tenth of the epochs. Writes RUN/variants/epochs/epochs.json and prints one line per scored epoch.
 """
 from __future__ import annotations
-import argparse, dataclasses, json, shutil, sys, warnings
+import argparse, json, shutil, sys, warnings
 from pathlib import Path
 
 import torch
@@ -37,17 +37,16 @@ def main(argv=None):
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
-    run = args.run
-    inputs = load_run(run)
+    inputs = load_run(args.run)
     cfg, settings, store, lm, refs = inputs.cfg, inputs.settings, inputs.store, inputs.lm, inputs.refs
     guidance = {"val": inputs.val_guidance, "test": inputs.test_guidance["Ours"]}
-    out = run/"variants"/"epochs"
+    out = inputs.folder.root/"variants"/"epochs"
     if out.exists(): shutil.rmtree(out)
     record = EpochWeights()
     dec = train_decoder(store, inputs.labels, out, lm=lm, cfg=cfg.decoder, val_guidance=Guidance(guidance["val"], "retrieval"),
                         val_captions=refs["val"], max_epochs=settings["decoder_epochs"], seed=cfg.seed,
                         lr_scale=settings["decoder_lr_scale"], progress=False, cbs=[record])
-    triplet = json.loads((run/"table1.json").read_text())["rows"]["Triplet-Retrieval"]["CIDEr"]
+    triplet = json.loads(inputs.folder.table("json").read_text())["rows"]["Triplet-Retrieval"]["CIDEr"]
     kept = dec.info["training"]["best_epoch"]
 
     def score(state) -> dict:

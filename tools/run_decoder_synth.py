@@ -39,8 +39,8 @@ def main(argv=None):
     from audiocap.pipeline import DIAGNOSTICS, demo_checks, loops, orderings, other_clips_guidance
     from run_inputs import load_run
 
-    run = args.run
-    inputs = load_run(run)
+    inputs = load_run(args.run)
+    folder = inputs.folder
     cfg, settings, store, labels, lm, refs = inputs.cfg, inputs.settings, inputs.store, inputs.labels, inputs.lm, inputs.refs
     def value(v: str):
         try: return json.loads(v)                                      # numbers, true/false, lists
@@ -49,10 +49,10 @@ def main(argv=None):
     dcfg = dataclasses.replace(cfg.decoder, **over)
     epochs = args.epochs or settings.get("decoder_epochs") or dcfg.epochs
     lr_scale = args.lr_scale or settings.get("decoder_lr_scale", 1.0)
-    out = run/"variants"/args.name
+    out = folder.root/"variants"/args.name
     if out.exists(): shutil.rmtree(out)
     val_ids = list(refs["val"])                                        # validation guided as the pipeline does (validation_guidance)
-    val_guidance = (Guidance(inputs.val_guidance, "retrieval") if dcfg.validation_guidance == "retrieval" else CrossLabels(run/"cross_val"))
+    val_guidance = (Guidance(inputs.val_guidance, "retrieval") if dcfg.validation_guidance == "retrieval" else CrossLabels(folder.cross("val")))
     t0 = time.perf_counter()
     dec = train_decoder(store, labels, out, lm=lm, cfg=dcfg, val_guidance=val_guidance, val_captions=refs["val"],
                         max_epochs=epochs, seed=cfg.seed, lr_scale=lr_scale, progress=False)
@@ -68,13 +68,13 @@ def main(argv=None):
         caps = generate(dec.model, lm, a, None, [g[q] for q in ids], cfg=dcfg, features=dec.features, progress=False)
         preds[name] = dict(zip(ids, caps))
     t_caption = time.perf_counter() - t0
-    table = json.loads((run/"table1.json").read_text())["rows"]
+    table = json.loads(folder.table("json").read_text())["rows"]
     val_caps = generate(dec.model, lm, store.as_array(val_ids), None, [inputs.val_guidance[q] for q in val_ids], cfg=dcfg,
                         features=dec.features, progress=False)
     with Meteor() as meteor:
         rows = {k: evaluate(p, refs["test"], meteor=meteor) for k, p in preds.items()}
         val_row = evaluate(dict(zip(val_ids, val_caps)), refs["val"], meteor=meteor)
-    print(f"validation, Ours: " + ", ".join(f"{m} {val_row[m]:.1f}" for m in METRICS))
+    print("validation, Ours: " + ", ".join(f"{m} {val_row[m]:.1f}" for m in METRICS))
     rows |= {k: table[k] for k in ("1NN-VGGish", "Triplet-Retrieval", "Top1-BERTScore")}
     h = dec.history
     print(f"{args.name}: {json.dumps(over)}, {epochs} epochs, lr scale {lr_scale}: training {t_train:.0f} s "

@@ -1,6 +1,6 @@
 """What the decoder tools (decoder_epochs.py, run_decoder_synth.py) read from a finished demo/reproduce run folder,
-loaded in one place: config, settings, features, similarity labels, LM, references, and the retrieval guidance of the
-validation clips (the run's retriever) and of the test clips (predictions/guidance.json)."""
+loaded in one place through `audiocap.pipeline.RunFolder`: config, settings, features, similarity labels, LM,
+references, and the retrieval guidance of the validation clips (the run's retriever) and of the test clips."""
 from __future__ import annotations
 import json
 from dataclasses import dataclass
@@ -10,6 +10,7 @@ from audiocap.config import AudiocapConfig, load_config
 from audiocap.data import load_dataset
 from audiocap.features import FeatureStore
 from audiocap.lm import LanguageModel, load_lm
+from audiocap.pipeline import RunFolder
 from audiocap.retriever import Retriever
 from audiocap.similarity import SimilarityLabels
 
@@ -17,7 +18,7 @@ from audiocap.similarity import SimilarityLabels
 @dataclass
 class RunInputs:
     "The inputs of a finished run that retraining and scoring its decoder need."
-    run: Path
+    folder: RunFolder
     cfg: AudiocapConfig
     settings: dict                       # settings.json: decoder_epochs, decoder_lr_scale, lm, ...
     store: FeatureStore
@@ -30,16 +31,14 @@ class RunInputs:
 
 def load_run(run: Path) -> RunInputs:
     "Load `run` (a folder written by `audiocap demo --out RUN` or `audiocap reproduce`)."
-    run = Path(run)
-    if not (run/"decoder"/"run.json").is_file():
-        raise SystemExit(f"{run} is not a finished run (decoder/run.json missing); make one with `audiocap demo --out {run}`")
-    cfg = load_config(run/"config.json")
-    settings = json.loads((run/"settings.json").read_text())
-    store, labels = FeatureStore(run/"features"), SimilarityLabels(run/"similarity")
-    lm = load_lm(run/"lm") if (run/"lm").is_dir() else load_lm(settings["lm"])
-    ds = load_dataset(run/"data")
+    folder = RunFolder(run)
+    folder.check_trained()
+    cfg, settings = load_config(folder.config), folder.read_settings()
+    store, labels = FeatureStore(folder.features), SimilarityLabels(folder.similarity)
+    lm = load_lm(folder.lm if folder.has_lm() else settings["lm"])
+    ds = load_dataset(folder.data)
     refs = {s: {c.clip_id: list(c.captions) for c in ds.by_split(s).clips} for s in ("val", "test")}
     val_ids = list(refs["val"])
-    found = Retriever.from_run(run/"retrieval", features=store, labels=labels).retrieve(val_ids, cfg.decoder.k)
-    return RunInputs(run, cfg, settings, store, labels, lm, refs, {q: found.guidance(i) for i, q in enumerate(val_ids)},
-                     json.loads((run/"predictions"/"guidance.json").read_text()))
+    found = Retriever.from_run(folder.retrieval, features=store, labels=labels).retrieve(val_ids, cfg.decoder.k)
+    return RunInputs(folder, cfg, settings, store, labels, lm, refs, {q: found.guidance(i) for i, q in enumerate(val_ids)},
+                     json.loads(folder.guidance.read_text()))
