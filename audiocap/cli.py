@@ -160,20 +160,18 @@ def cmd_pretrain_lm(args):
 def cmd_train_decoder(args):
     "Train the GPT-2 fusion decoder of Sec. 3.3 (eqs. 9-13)."
     from audiocap.decoder import train_decoder
-    from audiocap.lm import load_lm
     from audiocap.metrics import read_captions
     from audiocap.cross import CrossLabels
     from fastai.torch_core import rank_distrib
     _quiet_transformers()
     cfg = _cfg(args)
-    lm = load_lm(args.lm)
-    rank0 = rank_distrib() == 0                           # under torchrun, one process speaks
-    if rank0: print(lm.describe())
     val = dict(val_guidance=CrossLabels(args.val_cross), val_captions=read_captions(args.val_captions)) if args.val_cross else {}
     if args.val_cross and not args.val_captions: raise AudiocapError("--val-cross needs --val-captions (the validation captions CSV)")
-    run = train_decoder(args.features, args.labels, args.out, lm=lm, cfg=cfg.decoder, max_epochs=args.max_epochs,
+    # the LM goes as its folder: train_decoder loads it after the distributed setup, so under torchrun onto each process's GPU
+    run = train_decoder(args.features, args.labels, args.out, lm=args.lm, cfg=cfg.decoder, max_epochs=args.max_epochs,
                         time_budget=args.time_budget, seed=cfg.seed, lr_scale=args.lr_scale, progress=not args.quiet, **val)
-    if rank0: print(run)
+    if rank_distrib() == 0:                               # under torchrun, one process speaks
+        print(run.lm.describe()); print(run)
 
 
 

@@ -35,9 +35,9 @@ from .train import KeepBest, TimeBudget, distributed_trainer, load_weights, save
 
 # %% auto #0
 __all__ = ['IGNORE', 'FILL_RULES', 'ENCODINGS', 'FEATURE_DTYPES', 'FORMAT', 'WEIGHTS', 'RUN', 'FEATURES', 'RENAMED',
-           'FEATURE_KEYS', 'FusionDecoder', 'DecodeState', 'smoothed_ce', 'GuidanceSampler', 'CaptionFeatures',
-           'Guidance', 'topk_guidance', 'CaptionExamples', 'collate', 'cosine_restarts', 'DecoderRun', 'ExamplesSeen',
-           'train_decoder', 'load_decoder']
+           'FEATURE_KEYS', 'FusionDecoder', 'real_positions', 'DecodeState', 'smoothed_ce', 'GuidanceSampler',
+           'CaptionFeatures', 'Guidance', 'topk_guidance', 'CaptionExamples', 'collate', 'cosine_restarts',
+           'DecoderRun', 'LengthGroupedDL', 'ExamplesSeen', 'train_decoder', 'load_decoder']
 
 # %% ../nbs/10_decoder.ipynb #467b01d0
 def _key_padding(mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -140,21 +140,29 @@ def _attend_text(self: FusionDecoder, hyp: torch.Tensor, kv: torch.Tensor, ref_p
     o = F.scaled_dot_product_attention(q, heads(kv[..., :d], M), heads(kv[..., d:], M), attn_mask=keep)
     return a.out_proj(o.transpose(1, 2).reshape(B, N, d))
 
+def real_positions(mask: torch.Tensor) -> torch.Tensor:
+    "Flat indices (n,) into (B, N) of the True entries of `mask` (B, N), row after row: where `forward(..., positions)` predicts."
+    return mask.reshape(-1).nonzero().squeeze(1)
+
 @patch
-def _fuse(self: FusionDecoder, hyp, kv, ref_pad, audio_p, audio_pad) -> torch.Tensor:
-    "Logits (B, N, V) from Psi_hyp (B, N, D_l), guidance keys/values (B, M, 2 D_l) and Phi' (B, T, D_s): eqs. 11-13."
+def _fuse(self: FusionDecoder, hyp, kv, ref_pad, audio_p, audio_pad, positions=None) -> torch.Tensor:
+    """Logits (B, N, V) from Psi_hyp (B, N, D_l), guidance keys/values (B, M, 2 D_l) and Phi' (B, T, D_s): eqs. 11-13.
+    With `positions` (n,), flat indices into (B, N), only the logits (n, V) there: the LM head runs on those rows alone."""
     psi = self.drop(self._attend_text(hyp, kv, ref_pad))                                                 # eq. 11 (B, N, D_l)
     q = self.proj_text(psi)                                                                               # Psi' (B, N, D_s)
     heard = self.drop(self.attn_audio(q, audio_p, audio_p, key_padding_mask=audio_pad, need_weights=False)[0])  # (B, N, D_s)
-    return self.head(psi + self.audio_to_lm(heard))                                                       # eqs. 12-13
+    fused = psi + self.audio_to_lm(heard)                                                                 # (B, N, D_l)
+    if positions is not None: fused = fused.flatten(0, 1).index_select(0, positions)                      # (n, D_l)
+    return self.head(fused)                                                                               # eqs. 12-13
 
 @patch
-def forward(self: FusionDecoder, audio, audio_mask, guide, guide_mask, prefix, prefix_mask) -> torch.Tensor:
+def forward(self: FusionDecoder, audio, audio_mask, guide, guide_mask, prefix, prefix_mask, positions=None) -> torch.Tensor:
     """Teacher-forced logits (B, N, V): audio (B, T, D_a); guidance (B, M) and prefix (B, N) as token ids, or as
-    their GPT-2 features (B, M or N, D_l) computed beforehand (`CaptionFeatures`); masks True = valid."""
+    their GPT-2 features (B, M or N, D_l) computed beforehand (`CaptionFeatures`); masks True = valid.
+    With `positions` (n,) (`real_positions` of the prefix mask) only the logits (n, V) at those positions."""
     ref = self.encode(guide, guide_mask)                              # eq. 9  (B, M, D_l)
     hyp = self.encode(prefix, prefix_mask)                            # eq. 10 (B, N, D_l)
-    return self._fuse(hyp, self.text_kv(ref), _key_padding(guide_mask), self._audio(audio), _key_padding(audio_mask))
+    return self._fuse(hyp, self.text_kv(ref), _key_padding(guide_mask), self._audio(audio), _key_padding(audio_mask), positions)
 
 # %% ../nbs/10_decoder.ipynb #a62f55b8
 def _copy_cache(cache):
@@ -239,10 +247,16 @@ def step(self: FusionDecoder, state: DecodeState, tokens: torch.Tensor, *, cache
 IGNORE = -100                       # target id of padding positions
 
 def smoothed_ce(logits: torch.Tensor, target: torch.Tensor, eps: float = 0.1) -> torch.Tensor:
-    "Label-smoothed cross-entropy (Sec. 3.3), mean over positions whose target is not IGNORE: logits (..., V), target (...)."
+    """Label-smoothed cross-entropy (Sec. 3.3), mean over positions whose target is not IGNORE: logits (..., V) position
+    for position with target (...), or logits (n, V) at the n real positions only (`forward` with `positions`)."""
     t = target.reshape(-1)
     keep = t != IGNORE
-    lp = logits.reshape(-1, logits.shape[-1])[keep].float().log_softmax(-1)   # (n real tokens, V)
+    lg = logits.reshape(-1, logits.shape[-1])
+    if lg.shape[0] == t.shape[0]: lg = lg[keep]                               # every position: keep the real ones
+    elif lg.shape[0] != int(keep.sum()):
+        raise AudiocapError(f"{lg.shape[0]} rows of logits for {t.shape[0]} targets, {int(keep.sum())} of them real; give logits "
+                            "for every position or for the real ones only (forward with positions=real_positions(mask))")
+    lp = lg.float().log_softmax(-1)                                           # (n real tokens, V)
     nll = -lp.gather(1, t[keep, None]).squeeze(1)
     return ((1 - eps) * nll - eps * lp.mean(-1)).mean()
 
@@ -444,9 +458,10 @@ class CaptionExamples(torch.utils.data.Dataset):
         return self.audio[clip_id], self.guide(clip_id), caption_text(caption)
 
 def collate(items, lm: LanguageModel, *, features: CaptionFeatures | None = None, encoding: str = "joint",
-            join: str = DecoderConfig.guidance_join):
+            join: str = DecoderConfig.guidance_join, real_only: bool = False):
     """Pad a list of (audio, guidance captions, caption) into the model's inputs and the targets (see above): token ids,
-    or, with `features`, the cached GPT-2 features of the prefix and (`encoding="separate"`) of the guidance."""
+    or, with `features`, the cached GPT-2 features of the prefix and (`encoding="separate"`) of the guidance.
+    `real_only`: one more input, the prefix's `real_positions` (n,), so the model predicts there only (training)."""
     audio, guides, caps = zip(*items)
     t = max(len(a) for a in audio)
     x = torch.zeros(len(audio), t, audio[0].shape[-1])                            # (B, T, D_a)
@@ -456,12 +471,12 @@ def collate(items, lm: LanguageModel, *, features: CaptionFeatures | None = None
         if features is None: raise AudiocapError("guidance_encoding 'separate' reads cached caption features: pass features=")
         g, gm = features.guidance(guides)                                         # (B, M, D_l)
     else: g, gm = lm.encode([guidance_text(gd, join) for gd in guides], bos=True, eos=False)   # (B, M), cut at GPT-2's context
-    if features is not None:
-        p, pm, y = features.prefix(caps)                                          # (B, N, D_l), (B, N), (B, N)
-        return x, am, g, gm.bool(), p, pm, y
-    c, cm = lm.encode(list(caps), bos=True, eos=True)                             # (B, N + 1)
-    real = cm[:, 1:].bool()                                                       # positions with a target
-    return x, am, g, gm.bool(), c[:, :-1], real, c[:, 1:].masked_fill(~real, IGNORE)
+    if features is not None: p, pm, y = features.prefix(caps)                    # (B, N, D_l), (B, N), (B, N)
+    else:
+        c, cm = lm.encode(list(caps), bos=True, eos=True)                         # (B, N + 1)
+        pm = cm[:, 1:].bool()                                                     # positions with a target
+        p, y = c[:, :-1], c[:, 1:].masked_fill(~pm, IGNORE)
+    return (x, am, g, gm.bool(), p, pm) + ((real_positions(pm),) if real_only else ()) + (y,)
 
 # %% ../nbs/10_decoder.ipynb #926117b8
 def cosine_restarts(lr_max: float, lr_min: float, period: float, n_epochs: float):
@@ -536,6 +551,32 @@ class DecoderRun:
         return (f"DecoderRun({self.path}: {t['epochs_run']} epochs ({t['stopped']}), best epoch {t['best_epoch']} "
                 f"{t['monitor']} {t['best_loss']:.4f}; {self.lm.info.get('name')} sha256 {self.lm.info['sha256'][:12]})")
 
+# %% ../nbs/10_decoder.ipynb #e95f3f3a
+class LengthGroupedDL(DataLoader):
+    "A fastai `DataLoader` of batches of similar `lengths` (one per example): sorted within shuffled windows of `window` batches."
+    def __init__(self, dataset, lengths, *, window: int = 50, **kwargs):
+        super().__init__(dataset, **kwargs)
+        self.lengths, self.window = np.asarray(lengths, np.int64), window
+        if len(self.lengths) != self.n: raise AudiocapError(f"{len(self.lengths)} lengths for {self.n} examples; give one per example")
+
+    def get_idxs(self) -> list[int]:
+        n, bs, lens = self.n, self.bs, self.lengths
+        if not self.shuffle: return np.argsort(-lens, kind="stable").tolist()         # validation: longest first
+        perm, win = np.array(self.rng.sample(range(n), n), np.int64), bs * self.window
+        order = np.concatenate([w[np.argsort(-lens[w], kind="stable")] for w in np.split(perm, range(win, n, win))]) if n else perm
+        batches = [order[s:s + bs] for s in range(0, n, bs)]
+        last = [batches.pop()] if batches and len(batches[-1]) < bs else []        # a short last batch stays last
+        self.rng.shuffle(batches)
+        if batches:
+            top = max(range(len(batches)), key=lambda i: lens[batches[i]].max())
+            batches[0], batches[top] = batches[top], batches[0]                    # the longest first
+        return np.concatenate(batches + last).tolist() if n else []
+
+    def new(self, dataset=None, cls=None, **kwargs):
+        "A copy with other settings (fastai's `get_preds` makes one); the same examples keep their lengths."
+        if dataset is None or dataset is self.dataset: kwargs = dict(lengths=self.lengths, window=self.window) | kwargs
+        return super().new(dataset, cls, **kwargs)
+
 # %% ../nbs/10_decoder.ipynb #0857b4eb
 class ExamplesSeen(Callback):
     "Training examples this process saw in each epoch (its share of the epoch under DDP)."
@@ -579,8 +620,10 @@ def _training_data(features: FeatureStore, labels: SimilarityLabels, lm: Languag
     texts = list(labels.captions) + [c for caps in (val_caps or {}).values() for c in caps] + [c for g in (guidance or {}).values() for c in g]
     cached = CaptionFeatures.compute(lm, texts, dtype=cfg.feature_dtype, progress=progress)
     t_cache = time.perf_counter() - t_cache
-    coll = lambda b: collate(b, lm, features=cached, encoding=cfg.guidance_encoding, join=cfg.guidance_join)
-    mk = lambda ds, shuffle: DataLoader(ds, bs=cfg.batch_size, shuffle=shuffle, drop_last=False, create_batch=coll, device=device)
+    coll = lambda b: collate(b, lm, features=cached, encoding=cfg.guidance_encoding, join=cfg.guidance_join, real_only=True)
+    n_tok = np.diff(cached.offsets.cpu().numpy())                                  # tokens of each cached caption
+    mk = lambda ds, shuffle: LengthGroupedDL(ds, n_tok[cached.rows([cap for _, cap in ds.pairs])], bs=cfg.batch_size, shuffle=shuffle,
+                                             drop_last=False, create_batch=coll, device=device)   # batches by caption length
     val_ds = None
     if guidance is not None:
         vstore = vstore if isinstance(vstore, FeatureStore) else FeatureStore(vstore)
@@ -588,26 +631,29 @@ def _training_data(features: FeatureStore, labels: SimilarityLabels, lm: Languag
         val_ds = CaptionExamples(_load_audio(vstore, val_caps), vpairs, guidance=guidance)
         dls, monitor = DataLoaders(mk(train_ds, True), mk(val_ds, False), device=device), "valid_loss"
     else:
-        dls, monitor = DataLoaders(mk(train_ds, True), mk(torch.utils.data.Subset(train_ds, []), False), device=device), "train_loss"
+        dls, monitor = DataLoaders(mk(train_ds, True), mk(CaptionExamples({}, [], guidance={}), False), device=device), "train_loss"
     return _TrainingData(train_ds, val_ds, guidance, cached, t_cache, dls, monitor)
 
 # %% ../nbs/10_decoder.ipynb #2f2ea386
-def train_decoder(features, labels, out, *, lm: LanguageModel, cfg: DecoderConfig | None = None, val_features=None,
+def train_decoder(features, labels, out, *, lm: LanguageModel | str | Path, cfg: DecoderConfig | None = None, val_features=None,
                   val_guidance=None, val_captions=None, max_epochs: int | None = None, time_budget: float | None = None,
                   seed: int = 0, lr_scale: float = 1.0, progress: bool = True, device=None, cbs=()) -> DecoderRun:
     """Train the fusion decoder of Sec. 3.3 on the clips of `labels` (a SimilarityLabels or its folder) with audio `features`
     (a FeatureStore or its folder); validation with `val_guidance` (see above). Writes the run directory `out`.
+    `lm`: the frozen GPT-2 (a `LanguageModel`), or its folder or hub name, loaded here once the distributed setup is done.
     Under `torchrun`/`accelerate launch` each process trains on its share of every epoch (DDP); the first writes `out`.
+    Give `lm` as a folder there: each process then loads its copy straight onto its own GPU.
     `cbs`: more fastai callbacks for the fit (e.g. to record every epoch's weights for a study)."""
     t_start = time.perf_counter()
     cfg = cfg or DecoderConfig()
     _check_encoding(cfg)
-    features = features if isinstance(features, FeatureStore) else FeatureStore(features)
-    labels = labels if isinstance(labels, SimilarityLabels) else SimilarityLabels(labels)
     out, rank0, world = Path(out), rank_distrib() == 0, max(1, num_distrib())
     if (out/RUN).is_file(): raise AudiocapError(f"{out} already holds a decoder run; choose a new out or delete it")
     dist_cb = distributed_trainer() if world > 1 else None                        # before any tensor is put on a device
-    device = resolve_device(device)
+    device = resolve_device(device)                                                # under torchrun: this process's GPU
+    if not isinstance(lm, LanguageModel): lm = load_lm(lm, device=device)         # so after the distributed setup
+    features = features if isinstance(features, FeatureStore) else FeatureStore(features)
+    labels = labels if isinstance(labels, SimilarityLabels) else SimilarityLabels(labels)
     n_epochs = cfg.epochs if max_epochs is None else max(1, min(cfg.epochs, max_epochs))
     seed_everything(seed)
     data = _training_data(features, labels, lm, cfg, val_features, val_guidance, val_captions, seed=seed, device=device, progress=progress)

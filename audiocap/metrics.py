@@ -1,4 +1,4 @@
-"""BLEU-1..4, METEOR, CIDEr-D, ROUGE-L (and SPICE/SPIDEr when its jars are there) exactly as the COCO caption evaluation computes them, x100 as in Table 1; caption files in and out; the paper's "Human" row reproduced on the real AudioCaps test captions.
+"""BLEU-1..4, METEOR, CIDEr-D, ROUGE-L (and SPICE/SPIDEr when its jars are there) exactly as the COCO caption evaluation computes them, x100 as in Table 1; paired bootstrap intervals for the difference between two systems; caption files in and out; the paper's "Human" row reproduced on the real AudioCaps test captions.
 
 Docs: https://audiocap.github.io/audiocap/metrics.html.md"""
 
@@ -18,8 +18,9 @@ from .config import AudiocapError, atomic_write
 from .data import read_audiocaps_csv, read_clotho_csv, read_checked_csv, refuse_empty_cells
 
 # %% auto #0
-__all__ = ['PUNCTUATION', 'SPICE_JARS', 'SPICE_ENV', 'METRICS', 'CORE_METRICS', 'PAPER_METRICS', 'PAPER_TABLE1', 'ptb_tokenize',
-           'Meteor', 'SpiceUnavailableWarning', 'spice_jars', 'CaptionCleanupWarning', 'clean_caption', 'evaluate',
+__all__ = ['PUNCTUATION', 'SPICE_JARS', 'SPICE_ENV', 'METRICS', 'CORE_METRICS', 'CLIP_MEAN_METRICS', 'PAPER_METRICS',
+           'PAPER_TABLE1', 'ptb_tokenize', 'Meteor', 'SpiceUnavailableWarning', 'spice_jars', 'CaptionCleanupWarning',
+           'clean_caption', 'evaluate', 'bootstrap_method', 'paired_bootstrap', 'format_interval', 'paired_differences',
            'read_captions', 'write_captions', 'evaluate_files', 'human_scores', 'score_table', 'to_markdown',
            'format_scores', 'plot_scores']
 
@@ -316,6 +317,52 @@ def evaluate(preds: Mapping[str, str], refs: Mapping[str, Sequence[str]], *, met
         if own: meteor.close()
     if not per_clip: return corpus
     return corpus, pd.DataFrame(per, index=pd.Index(ids, name="clip_id"))
+
+# %% ../nbs/07_metrics.ipynb #ef1b789b
+CLIP_MEAN_METRICS = ("CIDEr", "ROUGE-L", "SPICE", "SPIDEr")   # their corpus score (x100) is the mean of the per-clip scores
+
+def bootstrap_method(n_resamples: int = 10_000, level: float = 0.95) -> str:
+    "The name of the interval that `paired_bootstrap` computes, to print beside it."
+    return f"paired bootstrap over test clips, {n_resamples:,} resamples, percentile {100 * level:g}% interval"
+
+def paired_bootstrap(a, b, *, n_resamples: int = 10_000, level: float = 0.95, seed: int = 0) -> dict:
+    """Mean of `a - b` over clips and its paired percentile-bootstrap interval. `a`, `b`: two systems' per-clip scores on the
+    same clips, (N,) or (N, M) for M metrics; each resample draws N clip indices with replacement, the same for both systems
+    and every metric. Returns difference, low, high (floats, or (M,) arrays) and the method's name."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.ndim not in (1, 2) or not len(a):
+        raise AudiocapError(f"per-clip scores of shapes {a.shape} and {b.shape}; give both systems' scores on the same N > 0 clips, (N,) or (N, metrics)")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise AudiocapError("per-clip scores hold NaN or inf; drop those clips from both systems before the bootstrap")
+    if not 0 < level < 1 or n_resamples < 1: raise AudiocapError(f"level={level}, n_resamples={n_resamples}; use 0 < level < 1 and n_resamples >= 1")
+    d = (a - b).reshape(len(a), -1)                                           # (N, M)
+    n, rng = len(d), np.random.default_rng(seed)
+    step = max(1, 250_000 // n)                                               # resamples per chunk; depends on N only, so every M draws the same indices
+    means = np.concatenate([d[rng.integers(0, n, size=(min(step, n_resamples - i), n))].mean(1)   # (chunk, N, M) -> (chunk, M)
+                            for i in range(0, n_resamples, step)])            # (R, M)
+    low, high = np.percentile(means, [50 * (1 - level), 50 * (1 + level)], axis=0)   # (M,) each
+    out = dict(difference=d.mean(0), low=low, high=high)
+    out = {k: float(v[0]) for k, v in out.items()} if a.ndim == 1 else out
+    return out | dict(method=bootstrap_method(n_resamples, level))
+
+def format_interval(d: Mapping, digits: int = 1) -> str:
+    "'+3.8 [-4.2, 11.7]': a difference and its interval, as `paired_bootstrap` returns them."
+    f = lambda v: f"{round(float(v), digits) + 0.0:.{digits}f}"               # + 0.0: no '-0.0'
+    return f"{'+' if round(float(d['difference']), digits) > 0 else ''}{f(d['difference'])} [{f(d['low'])}, {f(d['high'])}]"
+
+# %% ../nbs/07_metrics.ipynb #efc9c0eb
+def paired_differences(per_a: pd.DataFrame, per_b: pd.DataFrame, *, metrics: Sequence[str] | None = None, n_resamples: int = 10_000,
+                       level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """`paired_bootstrap` of A - B on each metric of two per-clip tables (`evaluate(..., per_clip=True)`, same clip ids):
+    one row per metric with difference, low, high, and clip_mean (True where the table's corpus score is the mean of the per-clip ones)."""
+    if set(per_a.index) != set(per_b.index) or len(per_a) != len(per_b):
+        only = [k for k in per_a.index if k not in set(per_b.index)] + [k for k in per_b.index if k not in set(per_a.index)]
+        raise AudiocapError(f"the two per-clip tables score different clips ({_ids_text(only)} in one only); score both systems on the same clips")
+    names = [m for m in (METRICS if metrics is None else _metric_names(metrics)) if m in per_a.columns and m in per_b.columns]
+    if not names: raise AudiocapError(f"no metric in both per-clip tables ({', '.join(per_a.columns)} / {', '.join(per_b.columns)})")
+    r = paired_bootstrap(per_a[names].to_numpy(), per_b.loc[per_a.index, names].to_numpy(), n_resamples=n_resamples, level=level, seed=seed)
+    return pd.DataFrame(dict(difference=r["difference"], low=r["low"], high=r["high"], clip_mean=[m in CLIP_MEAN_METRICS for m in names]),
+                        index=pd.Index(names, name="metric"))
 
 # %% ../nbs/07_metrics.ipynb #f45a728c
 _FORMATS = "AudioCaps (audiocap_id,youtube_id,start_time,caption), Clotho (file_name,caption_1..caption_k) or plain (clip_id,caption)"

@@ -5,7 +5,9 @@ rendered block into nbs/index.ipynb (between <!-- demo:begin --> and <!-- demo:e
     for s in 0 1 2; do .venv/bin/audiocap demo --seed $s --out runs/demo$s; done
     .venv/bin/python tools/demo_report.py runs/demo0 runs/demo1 runs/demo2   # the first run's table is the one shown
 
-Without runs, it re-renders the block from the stored summaries.
+Without runs, it re-renders the block from the stored summaries. A summary carries the paired bootstrap intervals of
+its run's table1.json (`intervals`, 12_pipeline); the claims paragraph states them. Runs whose scores stage
+predates the intervals give summaries without them, rendered without that part.
 """
 import json, shutil, subprocess, sys
 from pathlib import Path

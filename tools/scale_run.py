@@ -4,6 +4,7 @@ each: how long the full recipe takes, measured here, and where it would fail.
 
     .venv/bin/python tools/scale_run.py OUT                      # every stage, about 45 minutes on 2 CPU cores
     .venv/bin/python tools/scale_run.py OUT --stages decoder     # one stage again (its inputs must be in OUT)
+    .venv/bin/python tools/scale_run.py OUT --stages decoder --encoding joint   # the paper's joint encoding (eq. 9)
 
 The captions are the real AudioCaps v1 captions (reference data, `shared/data/audiocaps/v1`). The audio cannot be had
 offline, so the VGGish features are STAND-INS: seeded random (10, 128) arrays per clip, written with
@@ -16,7 +17,8 @@ from the operating system when it ends):
   cross       the 495 validation and 975 test clips' captions against them;
   retrieval   triplet retrieval (Sec. 3.2) at the paper's batch of 128: one whole epoch, timed;
   decoder     the fusion decoder (Sec. 3.3) on the full-size GPT-2 architecture (random weights, GPT-2's BPE from
-              `shared/data/gpt2_tokenizer`) at the paper's batch of 512, separate guidance encoding: the frozen
+              `shared/data/gpt2_tokenizer`) at the paper's batch of 512, separate guidance encoding (--encoding
+              joint: the paper's, kept as stage decoder_joint): the frozen
               GPT-2 features of every caption computed once, then training for --decoder-seconds (a fixed time,
               because one epoch takes far longer here), from which the time per epoch is projected;
   captions    beam search (beam 4) for the 975 test clips with the retrieval's top-5 guidance, every caption forced to
@@ -106,14 +108,15 @@ def stage_decoder(out: Path, args) -> dict:
     from audiocap.features import FeatureStore
     from audiocap.similarity import SimilarityLabels
     lm = _full_gpt2(out/"gpt2_random")
-    cfg = DecoderConfig(guidance_encoding="separate")                  # batch 512 (Sec. 4.1)
-    if (out/"decoder").exists(): shutil.rmtree(out/"decoder")
-    run = train_decoder(FeatureStore(out/"features"), SimilarityLabels(out/"similarity"), out/"decoder", lm=lm, cfg=cfg,
+    cfg = DecoderConfig(guidance_encoding=args.encoding)               # batch 512 (Sec. 4.1)
+    path = out/("decoder" if args.encoding == "separate" else f"decoder_{args.encoding}")
+    if path.exists(): shutil.rmtree(path)
+    run = train_decoder(FeatureStore(out/"features"), SimilarityLabels(out/"similarity"), path, lm=lm, cfg=cfg,
                         val_guidance=CrossLabels(out/"cross_val"), max_epochs=1, time_budget=args.decoder_seconds, progress=True)
     t, d = run.info["training"], run.info["data"]
     seen = t["examples_per_epoch"]
     per_example = args.decoder_seconds / max(seen, 1)
-    return dict(batch_size=cfg.batch_size, caption_features=d["caption_features"], train_examples=d["n_train_examples"],
+    return dict(encoding=args.encoding, batch_size=cfg.batch_size, caption_features=d["caption_features"], train_examples=d["n_train_examples"],
                 trained_seconds=args.decoder_seconds, examples_trained=seen, seconds_per_example=round(per_example, 4),
                 projected_epoch_seconds=round(per_example * d["n_train_examples"], 0), run_seconds=t["seconds"],
                 param_counts=run.info["param_counts"])
@@ -148,7 +151,12 @@ def run_stage(name: str, out: Path, args) -> None:
     warnings.filterwarnings("ignore")
     res = globals()[f"stage_{name}"](out, args)
     (out/"figures").mkdir(exist_ok=True)
-    (out/"figures"/f"{name}.json").write_text(json.dumps(res, indent=1, default=str))
+    (out/"figures"/f"{_key(name, args)}.json").write_text(json.dumps(res, indent=1, default=str))
+
+
+def _key(stage: str, args) -> str:
+    "The name a stage's figures are kept under: the joint decoder's apart from the separate one's."
+    return "decoder_joint" if stage == "decoder" and args.encoding == "joint" else stage
 
 
 def mib(kib: int) -> float: return kib / 1024          # ru_maxrss is in KiB on Linux
@@ -160,6 +168,8 @@ def main(argv=None):
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, from {', '.join(STAGES)}")
     ap.add_argument("--decoder-seconds", type=float, default=300, help="decoder training time measured (default 300)")
     ap.add_argument("--caption-tokens", type=int, default=12, help="tokens per test caption, forced (default 12, about an AudioCaps caption)")
+    ap.add_argument("--encoding", choices=("separate", "joint"), default="separate",
+                    help="the decoder's guidance encoding: 'joint' (eq. 9, the paper's) writes its figures as stage decoder_joint")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--stage", help=argparse.SUPPRESS)               # the child's side
     args = ap.parse_args(argv)
@@ -174,23 +184,24 @@ def main(argv=None):
         t0 = time.perf_counter()
         child = subprocess.Popen([sys.executable, __file__, str(args.out), "--stage", s, "--threads", str(args.threads),
                                   "--decoder-seconds", str(args.decoder_seconds),
-                                  "--caption-tokens", str(args.caption_tokens)], env={**os.environ, "TQDM_MININTERVAL": "30"})
+                                  "--caption-tokens", str(args.caption_tokens), "--encoding", args.encoding], env={**os.environ, "TQDM_MININTERVAL": "30"})
         _, status, usage = os.wait4(child.pid, 0)
         if status: sys.exit(f"stage {s} failed (exit status {status})")
-        table[s] = dict(seconds=round(time.perf_counter() - t0, 1), peak_mib=round(mib(usage.ru_maxrss)),
-                        load_average=round(os.getloadavg()[0], 2),
-                        figures=json.loads((args.out/"figures"/f"{s}.json").read_text()))
+        table[_key(s, args)] = dict(seconds=round(time.perf_counter() - t0, 1), peak_mib=round(mib(usage.ru_maxrss)),
+                                    load_average=round(os.getloadavg()[0], 2),
+                                    figures=json.loads((args.out/"figures"/f"{_key(s, args)}.json").read_text()))
         (args.out/"scale.json").write_text(json.dumps(dict(table, machine=f"{os.cpu_count()} cores, {args.threads} threads",
                                                            features=STAND_IN), indent=1))
     print(f"\nAudioCaps v1 captions, {STAND_IN} as VGGish features; {os.cpu_count()} cores, {args.threads} torch threads\n")
     print("| stage | wall s | peak memory MiB | load average after |\n|---|---:|---:|---:|")
-    for s in STAGES:
+    for s in (*STAGES, "decoder_joint"):
         if s in table: print(f"| {s} | {table[s]['seconds']:,.0f} | {table[s]['peak_mib']:,} | {table[s]['load_average']} |")
-    if {"retrieval", "decoder"} <= set(table):
-        r, d = table["retrieval"]["figures"]["seconds"], table["decoder"]["figures"]["projected_epoch_seconds"]
-        once = sum(table[s]["seconds"] for s in ("similarity", "cross") if s in table) + table["decoder"]["figures"]["caption_features"]["seconds"]
-        print(f"\nProjection of the paper's recipe on this machine: 200 retrieval epochs x {r:,.0f} s + 200 decoder epochs x "
-              f"{d:,.0f} s + {once:,.0f} s once (similarity, cross, caption features) = {(200 * (r + d) + once) / 86400:.1f} days")
+    for dec, what in (("decoder_joint", "the paper's recipe (joint guidance encoding, eq. 9)"), ("decoder", "separate guidance encoding (ours)")):
+        if {"retrieval", dec} <= set(table):
+            r, d = table["retrieval"]["figures"]["seconds"], table[dec]["figures"]["projected_epoch_seconds"]
+            once = sum(table[s]["seconds"] for s in ("similarity", "cross") if s in table) + table[dec]["figures"]["caption_features"]["seconds"]
+            print(f"\nProjection of {what} on this machine: 200 retrieval epochs x {r:,.0f} s + 200 decoder epochs x "
+                  f"{d:,.0f} s + {once:,.0f} s once (similarity, cross, caption features) = {(200 * (r + d) + once) / 86400:.1f} days")
 
 
 if __name__ == "__main__":
